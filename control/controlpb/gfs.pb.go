@@ -107,6 +107,52 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_gfs_proto_rawDescGZIP(), []int{0}
 }
 
+// ErrorDetail is attached to the gRPC status of every control-channel error
+// a GFS-Go server returns on purpose (see control.Errorf / control.Code).
+type ErrorDetail struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=gfs.control.v1.ErrorCode" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorDetail) Reset() {
+	*x = ErrorDetail{}
+	mi := &file_gfs_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorDetail) ProtoMessage() {}
+
+func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_gfs_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
+func (*ErrorDetail) Descriptor() ([]byte, []int) {
+	return file_gfs_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ErrorDetail) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
 type FileInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // full path
@@ -122,7 +168,7 @@ type FileInfo struct {
 
 func (x *FileInfo) Reset() {
 	*x = FileInfo{}
-	mi := &file_gfs_proto_msgTypes[0]
+	mi := &file_gfs_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -134,7 +180,7 @@ func (x *FileInfo) String() string {
 func (*FileInfo) ProtoMessage() {}
 
 func (x *FileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[0]
+	mi := &file_gfs_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -147,7 +193,7 @@ func (x *FileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
 func (*FileInfo) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{0}
+	return file_gfs_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *FileInfo) GetPath() string {
@@ -214,7 +260,7 @@ type ChunkLocation struct {
 
 func (x *ChunkLocation) Reset() {
 	*x = ChunkLocation{}
-	mi := &file_gfs_proto_msgTypes[1]
+	mi := &file_gfs_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -226,7 +272,7 @@ func (x *ChunkLocation) String() string {
 func (*ChunkLocation) ProtoMessage() {}
 
 func (x *ChunkLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[1]
+	mi := &file_gfs_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -239,7 +285,7 @@ func (x *ChunkLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkLocation.ProtoReflect.Descriptor instead.
 func (*ChunkLocation) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{1}
+	return file_gfs_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ChunkLocation) GetIndex() int64 {
@@ -305,7 +351,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_gfs_proto_msgTypes[2]
+	mi := &file_gfs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +363,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[2]
+	mi := &file_gfs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +376,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{2}
+	return file_gfs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateRequest) GetPath() string {
@@ -363,7 +409,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_gfs_proto_msgTypes[3]
+	mi := &file_gfs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +421,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[3]
+	mi := &file_gfs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +434,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{3}
+	return file_gfs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateResponse) GetInfo() *FileInfo {
@@ -408,7 +454,7 @@ type MkdirRequest struct {
 
 func (x *MkdirRequest) Reset() {
 	*x = MkdirRequest{}
-	mi := &file_gfs_proto_msgTypes[4]
+	mi := &file_gfs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +466,7 @@ func (x *MkdirRequest) String() string {
 func (*MkdirRequest) ProtoMessage() {}
 
 func (x *MkdirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[4]
+	mi := &file_gfs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +479,7 @@ func (x *MkdirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirRequest.ProtoReflect.Descriptor instead.
 func (*MkdirRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{4}
+	return file_gfs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MkdirRequest) GetPath() string {
@@ -458,7 +504,7 @@ type MkdirResponse struct {
 
 func (x *MkdirResponse) Reset() {
 	*x = MkdirResponse{}
-	mi := &file_gfs_proto_msgTypes[5]
+	mi := &file_gfs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +516,7 @@ func (x *MkdirResponse) String() string {
 func (*MkdirResponse) ProtoMessage() {}
 
 func (x *MkdirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[5]
+	mi := &file_gfs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +529,7 @@ func (x *MkdirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirResponse.ProtoReflect.Descriptor instead.
 func (*MkdirResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{5}
+	return file_gfs_proto_rawDescGZIP(), []int{6}
 }
 
 type DeleteRequest struct {
@@ -496,7 +542,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_gfs_proto_msgTypes[6]
+	mi := &file_gfs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +554,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[6]
+	mi := &file_gfs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +567,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{6}
+	return file_gfs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeleteRequest) GetPath() string {
@@ -546,7 +592,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_gfs_proto_msgTypes[7]
+	mi := &file_gfs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +604,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[7]
+	mi := &file_gfs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +617,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{7}
+	return file_gfs_proto_rawDescGZIP(), []int{8}
 }
 
 type RenameRequest struct {
@@ -584,7 +630,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_gfs_proto_msgTypes[8]
+	mi := &file_gfs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +642,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[8]
+	mi := &file_gfs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +655,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{8}
+	return file_gfs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RenameRequest) GetSrc() string {
@@ -634,7 +680,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_gfs_proto_msgTypes[9]
+	mi := &file_gfs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +692,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[9]
+	mi := &file_gfs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +705,7 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{9}
+	return file_gfs_proto_rawDescGZIP(), []int{10}
 }
 
 type ListRequest struct {
@@ -673,7 +719,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_gfs_proto_msgTypes[10]
+	mi := &file_gfs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +731,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[10]
+	mi := &file_gfs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +744,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{10}
+	return file_gfs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRequest) GetPath() string {
@@ -732,7 +778,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_gfs_proto_msgTypes[11]
+	mi := &file_gfs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +790,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[11]
+	mi := &file_gfs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +803,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{11}
+	return file_gfs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListResponse) GetEntries() []*FileInfo {
@@ -783,7 +829,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_gfs_proto_msgTypes[12]
+	mi := &file_gfs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +841,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[12]
+	mi := &file_gfs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +854,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{12}
+	return file_gfs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatRequest) GetPath() string {
@@ -827,7 +873,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_gfs_proto_msgTypes[13]
+	mi := &file_gfs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +885,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[13]
+	mi := &file_gfs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +898,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{13}
+	return file_gfs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatResponse) GetInfo() *FileInfo {
@@ -875,7 +921,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_gfs_proto_msgTypes[14]
+	mi := &file_gfs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +933,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[14]
+	mi := &file_gfs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +946,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{14}
+	return file_gfs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LookupRequest) GetPath() string {
@@ -949,7 +995,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_gfs_proto_msgTypes[15]
+	mi := &file_gfs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1007,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[15]
+	mi := &file_gfs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1020,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{15}
+	return file_gfs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LookupResponse) GetChunks() []*ChunkLocation {
@@ -1009,7 +1055,7 @@ type ReportBadReplicaRequest struct {
 
 func (x *ReportBadReplicaRequest) Reset() {
 	*x = ReportBadReplicaRequest{}
-	mi := &file_gfs_proto_msgTypes[16]
+	mi := &file_gfs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1067,7 @@ func (x *ReportBadReplicaRequest) String() string {
 func (*ReportBadReplicaRequest) ProtoMessage() {}
 
 func (x *ReportBadReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[16]
+	mi := &file_gfs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1080,7 @@ func (x *ReportBadReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportBadReplicaRequest.ProtoReflect.Descriptor instead.
 func (*ReportBadReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{16}
+	return file_gfs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReportBadReplicaRequest) GetHandle() uint64 {
@@ -1066,7 +1112,7 @@ type ReportBadReplicaResponse struct {
 
 func (x *ReportBadReplicaResponse) Reset() {
 	*x = ReportBadReplicaResponse{}
-	mi := &file_gfs_proto_msgTypes[17]
+	mi := &file_gfs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1124,7 @@ func (x *ReportBadReplicaResponse) String() string {
 func (*ReportBadReplicaResponse) ProtoMessage() {}
 
 func (x *ReportBadReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[17]
+	mi := &file_gfs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1137,7 @@ func (x *ReportBadReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportBadReplicaResponse.ProtoReflect.Descriptor instead.
 func (*ReportBadReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{17}
+	return file_gfs_proto_rawDescGZIP(), []int{18}
 }
 
 // ---------------------------------------------------------------------------
@@ -1109,7 +1155,7 @@ type ChunkReport struct {
 
 func (x *ChunkReport) Reset() {
 	*x = ChunkReport{}
-	mi := &file_gfs_proto_msgTypes[18]
+	mi := &file_gfs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1167,7 @@ func (x *ChunkReport) String() string {
 func (*ChunkReport) ProtoMessage() {}
 
 func (x *ChunkReport) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[18]
+	mi := &file_gfs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1180,7 @@ func (x *ChunkReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkReport.ProtoReflect.Descriptor instead.
 func (*ChunkReport) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{18}
+	return file_gfs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ChunkReport) GetHandle() uint64 {
@@ -1178,7 +1224,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_gfs_proto_msgTypes[19]
+	mi := &file_gfs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1236,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[19]
+	mi := &file_gfs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1249,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{19}
+	return file_gfs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RegisterRequest) GetAddr() string {
@@ -1251,7 +1297,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_gfs_proto_msgTypes[20]
+	mi := &file_gfs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1309,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[20]
+	mi := &file_gfs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1322,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{20}
+	return file_gfs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -1309,7 +1355,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_gfs_proto_msgTypes[21]
+	mi := &file_gfs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1367,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[21]
+	mi := &file_gfs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1380,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{21}
+	return file_gfs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeartbeatRequest) GetAddr() string {
@@ -1404,7 +1450,7 @@ type LeaseExtension struct {
 
 func (x *LeaseExtension) Reset() {
 	*x = LeaseExtension{}
-	mi := &file_gfs_proto_msgTypes[22]
+	mi := &file_gfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1462,7 @@ func (x *LeaseExtension) String() string {
 func (*LeaseExtension) ProtoMessage() {}
 
 func (x *LeaseExtension) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[22]
+	mi := &file_gfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1475,7 @@ func (x *LeaseExtension) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseExtension.ProtoReflect.Descriptor instead.
 func (*LeaseExtension) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{22}
+	return file_gfs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LeaseExtension) GetHandle() uint64 {
@@ -1464,7 +1510,7 @@ type CopyCommand struct {
 
 func (x *CopyCommand) Reset() {
 	*x = CopyCommand{}
-	mi := &file_gfs_proto_msgTypes[23]
+	mi := &file_gfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1522,7 @@ func (x *CopyCommand) String() string {
 func (*CopyCommand) ProtoMessage() {}
 
 func (x *CopyCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[23]
+	mi := &file_gfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1535,7 @@ func (x *CopyCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyCommand.ProtoReflect.Descriptor instead.
 func (*CopyCommand) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{23}
+	return file_gfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CopyCommand) GetHandle() uint64 {
@@ -1526,7 +1572,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_gfs_proto_msgTypes[24]
+	mi := &file_gfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1584,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[24]
+	mi := &file_gfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1597,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{24}
+	return file_gfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HeartbeatResponse) GetDelete() []uint64 {
@@ -1599,7 +1645,7 @@ type CreateChunkRequest struct {
 
 func (x *CreateChunkRequest) Reset() {
 	*x = CreateChunkRequest{}
-	mi := &file_gfs_proto_msgTypes[25]
+	mi := &file_gfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1657,7 @@ func (x *CreateChunkRequest) String() string {
 func (*CreateChunkRequest) ProtoMessage() {}
 
 func (x *CreateChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[25]
+	mi := &file_gfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1670,7 @@ func (x *CreateChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChunkRequest.ProtoReflect.Descriptor instead.
 func (*CreateChunkRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{25}
+	return file_gfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateChunkRequest) GetHandle() uint64 {
@@ -1649,7 +1695,7 @@ type CreateChunkResponse struct {
 
 func (x *CreateChunkResponse) Reset() {
 	*x = CreateChunkResponse{}
-	mi := &file_gfs_proto_msgTypes[26]
+	mi := &file_gfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1707,7 @@ func (x *CreateChunkResponse) String() string {
 func (*CreateChunkResponse) ProtoMessage() {}
 
 func (x *CreateChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[26]
+	mi := &file_gfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1720,7 @@ func (x *CreateChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChunkResponse.ProtoReflect.Descriptor instead.
 func (*CreateChunkResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{26}
+	return file_gfs_proto_rawDescGZIP(), []int{27}
 }
 
 type SetVersionRequest struct {
@@ -1688,7 +1734,7 @@ type SetVersionRequest struct {
 
 func (x *SetVersionRequest) Reset() {
 	*x = SetVersionRequest{}
-	mi := &file_gfs_proto_msgTypes[27]
+	mi := &file_gfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1746,7 @@ func (x *SetVersionRequest) String() string {
 func (*SetVersionRequest) ProtoMessage() {}
 
 func (x *SetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[27]
+	mi := &file_gfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1759,7 @@ func (x *SetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVersionRequest.ProtoReflect.Descriptor instead.
 func (*SetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{27}
+	return file_gfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetVersionRequest) GetHandle() uint64 {
@@ -1746,7 +1792,7 @@ type SetVersionResponse struct {
 
 func (x *SetVersionResponse) Reset() {
 	*x = SetVersionResponse{}
-	mi := &file_gfs_proto_msgTypes[28]
+	mi := &file_gfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1804,7 @@ func (x *SetVersionResponse) String() string {
 func (*SetVersionResponse) ProtoMessage() {}
 
 func (x *SetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[28]
+	mi := &file_gfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1817,7 @@ func (x *SetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVersionResponse.ProtoReflect.Descriptor instead.
 func (*SetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{28}
+	return file_gfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetVersionResponse) GetLength() int64 {
@@ -1792,7 +1838,7 @@ type GrantLeaseRequest struct {
 
 func (x *GrantLeaseRequest) Reset() {
 	*x = GrantLeaseRequest{}
-	mi := &file_gfs_proto_msgTypes[29]
+	mi := &file_gfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1850,7 @@ func (x *GrantLeaseRequest) String() string {
 func (*GrantLeaseRequest) ProtoMessage() {}
 
 func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[29]
+	mi := &file_gfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1863,7 @@ func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantLeaseRequest.ProtoReflect.Descriptor instead.
 func (*GrantLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{29}
+	return file_gfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GrantLeaseRequest) GetHandle() uint64 {
@@ -1849,7 +1895,7 @@ type GrantLeaseResponse struct {
 
 func (x *GrantLeaseResponse) Reset() {
 	*x = GrantLeaseResponse{}
-	mi := &file_gfs_proto_msgTypes[30]
+	mi := &file_gfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +1907,7 @@ func (x *GrantLeaseResponse) String() string {
 func (*GrantLeaseResponse) ProtoMessage() {}
 
 func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[30]
+	mi := &file_gfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +1920,7 @@ func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantLeaseResponse.ProtoReflect.Descriptor instead.
 func (*GrantLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{30}
+	return file_gfs_proto_rawDescGZIP(), []int{31}
 }
 
 type RevokeLeaseRequest struct {
@@ -1886,7 +1932,7 @@ type RevokeLeaseRequest struct {
 
 func (x *RevokeLeaseRequest) Reset() {
 	*x = RevokeLeaseRequest{}
-	mi := &file_gfs_proto_msgTypes[31]
+	mi := &file_gfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +1944,7 @@ func (x *RevokeLeaseRequest) String() string {
 func (*RevokeLeaseRequest) ProtoMessage() {}
 
 func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[31]
+	mi := &file_gfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +1957,7 @@ func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{31}
+	return file_gfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeLeaseRequest) GetHandle() uint64 {
@@ -1929,7 +1975,7 @@ type RevokeLeaseResponse struct {
 
 func (x *RevokeLeaseResponse) Reset() {
 	*x = RevokeLeaseResponse{}
-	mi := &file_gfs_proto_msgTypes[32]
+	mi := &file_gfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +1987,7 @@ func (x *RevokeLeaseResponse) String() string {
 func (*RevokeLeaseResponse) ProtoMessage() {}
 
 func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[32]
+	mi := &file_gfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,14 +2000,16 @@ func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{32}
+	return file_gfs_proto_rawDescGZIP(), []int{33}
 }
 
 var File_gfs_proto protoreflect.FileDescriptor
 
 const file_gfs_proto_rawDesc = "" +
 	"\n" +
-	"\tgfs.proto\x12\x0egfs.control.v1\"\xbf\x01\n" +
+	"\tgfs.proto\x12\x0egfs.control.v1\"<\n" +
+	"\vErrorDetail\x12-\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x19.gfs.control.v1.ErrorCodeR\x04code\"\xbf\x01\n" +
 	"\bFileInfo\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -2136,85 +2184,87 @@ func file_gfs_proto_rawDescGZIP() []byte {
 }
 
 var file_gfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gfs_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_gfs_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_gfs_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: gfs.control.v1.ErrorCode
-	(*FileInfo)(nil),                 // 1: gfs.control.v1.FileInfo
-	(*ChunkLocation)(nil),            // 2: gfs.control.v1.ChunkLocation
-	(*CreateRequest)(nil),            // 3: gfs.control.v1.CreateRequest
-	(*CreateResponse)(nil),           // 4: gfs.control.v1.CreateResponse
-	(*MkdirRequest)(nil),             // 5: gfs.control.v1.MkdirRequest
-	(*MkdirResponse)(nil),            // 6: gfs.control.v1.MkdirResponse
-	(*DeleteRequest)(nil),            // 7: gfs.control.v1.DeleteRequest
-	(*DeleteResponse)(nil),           // 8: gfs.control.v1.DeleteResponse
-	(*RenameRequest)(nil),            // 9: gfs.control.v1.RenameRequest
-	(*RenameResponse)(nil),           // 10: gfs.control.v1.RenameResponse
-	(*ListRequest)(nil),              // 11: gfs.control.v1.ListRequest
-	(*ListResponse)(nil),             // 12: gfs.control.v1.ListResponse
-	(*StatRequest)(nil),              // 13: gfs.control.v1.StatRequest
-	(*StatResponse)(nil),             // 14: gfs.control.v1.StatResponse
-	(*LookupRequest)(nil),            // 15: gfs.control.v1.LookupRequest
-	(*LookupResponse)(nil),           // 16: gfs.control.v1.LookupResponse
-	(*ReportBadReplicaRequest)(nil),  // 17: gfs.control.v1.ReportBadReplicaRequest
-	(*ReportBadReplicaResponse)(nil), // 18: gfs.control.v1.ReportBadReplicaResponse
-	(*ChunkReport)(nil),              // 19: gfs.control.v1.ChunkReport
-	(*RegisterRequest)(nil),          // 20: gfs.control.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 21: gfs.control.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),         // 22: gfs.control.v1.HeartbeatRequest
-	(*LeaseExtension)(nil),           // 23: gfs.control.v1.LeaseExtension
-	(*CopyCommand)(nil),              // 24: gfs.control.v1.CopyCommand
-	(*HeartbeatResponse)(nil),        // 25: gfs.control.v1.HeartbeatResponse
-	(*CreateChunkRequest)(nil),       // 26: gfs.control.v1.CreateChunkRequest
-	(*CreateChunkResponse)(nil),      // 27: gfs.control.v1.CreateChunkResponse
-	(*SetVersionRequest)(nil),        // 28: gfs.control.v1.SetVersionRequest
-	(*SetVersionResponse)(nil),       // 29: gfs.control.v1.SetVersionResponse
-	(*GrantLeaseRequest)(nil),        // 30: gfs.control.v1.GrantLeaseRequest
-	(*GrantLeaseResponse)(nil),       // 31: gfs.control.v1.GrantLeaseResponse
-	(*RevokeLeaseRequest)(nil),       // 32: gfs.control.v1.RevokeLeaseRequest
-	(*RevokeLeaseResponse)(nil),      // 33: gfs.control.v1.RevokeLeaseResponse
+	(*ErrorDetail)(nil),              // 1: gfs.control.v1.ErrorDetail
+	(*FileInfo)(nil),                 // 2: gfs.control.v1.FileInfo
+	(*ChunkLocation)(nil),            // 3: gfs.control.v1.ChunkLocation
+	(*CreateRequest)(nil),            // 4: gfs.control.v1.CreateRequest
+	(*CreateResponse)(nil),           // 5: gfs.control.v1.CreateResponse
+	(*MkdirRequest)(nil),             // 6: gfs.control.v1.MkdirRequest
+	(*MkdirResponse)(nil),            // 7: gfs.control.v1.MkdirResponse
+	(*DeleteRequest)(nil),            // 8: gfs.control.v1.DeleteRequest
+	(*DeleteResponse)(nil),           // 9: gfs.control.v1.DeleteResponse
+	(*RenameRequest)(nil),            // 10: gfs.control.v1.RenameRequest
+	(*RenameResponse)(nil),           // 11: gfs.control.v1.RenameResponse
+	(*ListRequest)(nil),              // 12: gfs.control.v1.ListRequest
+	(*ListResponse)(nil),             // 13: gfs.control.v1.ListResponse
+	(*StatRequest)(nil),              // 14: gfs.control.v1.StatRequest
+	(*StatResponse)(nil),             // 15: gfs.control.v1.StatResponse
+	(*LookupRequest)(nil),            // 16: gfs.control.v1.LookupRequest
+	(*LookupResponse)(nil),           // 17: gfs.control.v1.LookupResponse
+	(*ReportBadReplicaRequest)(nil),  // 18: gfs.control.v1.ReportBadReplicaRequest
+	(*ReportBadReplicaResponse)(nil), // 19: gfs.control.v1.ReportBadReplicaResponse
+	(*ChunkReport)(nil),              // 20: gfs.control.v1.ChunkReport
+	(*RegisterRequest)(nil),          // 21: gfs.control.v1.RegisterRequest
+	(*RegisterResponse)(nil),         // 22: gfs.control.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),         // 23: gfs.control.v1.HeartbeatRequest
+	(*LeaseExtension)(nil),           // 24: gfs.control.v1.LeaseExtension
+	(*CopyCommand)(nil),              // 25: gfs.control.v1.CopyCommand
+	(*HeartbeatResponse)(nil),        // 26: gfs.control.v1.HeartbeatResponse
+	(*CreateChunkRequest)(nil),       // 27: gfs.control.v1.CreateChunkRequest
+	(*CreateChunkResponse)(nil),      // 28: gfs.control.v1.CreateChunkResponse
+	(*SetVersionRequest)(nil),        // 29: gfs.control.v1.SetVersionRequest
+	(*SetVersionResponse)(nil),       // 30: gfs.control.v1.SetVersionResponse
+	(*GrantLeaseRequest)(nil),        // 31: gfs.control.v1.GrantLeaseRequest
+	(*GrantLeaseResponse)(nil),       // 32: gfs.control.v1.GrantLeaseResponse
+	(*RevokeLeaseRequest)(nil),       // 33: gfs.control.v1.RevokeLeaseRequest
+	(*RevokeLeaseResponse)(nil),      // 34: gfs.control.v1.RevokeLeaseResponse
 }
 var file_gfs_proto_depIdxs = []int32{
-	1,  // 0: gfs.control.v1.CreateResponse.info:type_name -> gfs.control.v1.FileInfo
-	1,  // 1: gfs.control.v1.ListResponse.entries:type_name -> gfs.control.v1.FileInfo
-	1,  // 2: gfs.control.v1.StatResponse.info:type_name -> gfs.control.v1.FileInfo
-	2,  // 3: gfs.control.v1.LookupResponse.chunks:type_name -> gfs.control.v1.ChunkLocation
-	19, // 4: gfs.control.v1.RegisterRequest.chunks:type_name -> gfs.control.v1.ChunkReport
-	19, // 5: gfs.control.v1.HeartbeatRequest.changed:type_name -> gfs.control.v1.ChunkReport
-	24, // 6: gfs.control.v1.HeartbeatResponse.copy:type_name -> gfs.control.v1.CopyCommand
-	23, // 7: gfs.control.v1.HeartbeatResponse.extensions:type_name -> gfs.control.v1.LeaseExtension
-	3,  // 8: gfs.control.v1.Master.Create:input_type -> gfs.control.v1.CreateRequest
-	5,  // 9: gfs.control.v1.Master.Mkdir:input_type -> gfs.control.v1.MkdirRequest
-	7,  // 10: gfs.control.v1.Master.Delete:input_type -> gfs.control.v1.DeleteRequest
-	9,  // 11: gfs.control.v1.Master.Rename:input_type -> gfs.control.v1.RenameRequest
-	11, // 12: gfs.control.v1.Master.List:input_type -> gfs.control.v1.ListRequest
-	13, // 13: gfs.control.v1.Master.Stat:input_type -> gfs.control.v1.StatRequest
-	15, // 14: gfs.control.v1.Master.Lookup:input_type -> gfs.control.v1.LookupRequest
-	17, // 15: gfs.control.v1.Master.ReportBadReplica:input_type -> gfs.control.v1.ReportBadReplicaRequest
-	20, // 16: gfs.control.v1.Master.Register:input_type -> gfs.control.v1.RegisterRequest
-	22, // 17: gfs.control.v1.Master.Heartbeat:input_type -> gfs.control.v1.HeartbeatRequest
-	26, // 18: gfs.control.v1.Chunkserver.CreateChunk:input_type -> gfs.control.v1.CreateChunkRequest
-	28, // 19: gfs.control.v1.Chunkserver.SetVersion:input_type -> gfs.control.v1.SetVersionRequest
-	30, // 20: gfs.control.v1.Chunkserver.GrantLease:input_type -> gfs.control.v1.GrantLeaseRequest
-	32, // 21: gfs.control.v1.Chunkserver.RevokeLease:input_type -> gfs.control.v1.RevokeLeaseRequest
-	4,  // 22: gfs.control.v1.Master.Create:output_type -> gfs.control.v1.CreateResponse
-	6,  // 23: gfs.control.v1.Master.Mkdir:output_type -> gfs.control.v1.MkdirResponse
-	8,  // 24: gfs.control.v1.Master.Delete:output_type -> gfs.control.v1.DeleteResponse
-	10, // 25: gfs.control.v1.Master.Rename:output_type -> gfs.control.v1.RenameResponse
-	12, // 26: gfs.control.v1.Master.List:output_type -> gfs.control.v1.ListResponse
-	14, // 27: gfs.control.v1.Master.Stat:output_type -> gfs.control.v1.StatResponse
-	16, // 28: gfs.control.v1.Master.Lookup:output_type -> gfs.control.v1.LookupResponse
-	18, // 29: gfs.control.v1.Master.ReportBadReplica:output_type -> gfs.control.v1.ReportBadReplicaResponse
-	21, // 30: gfs.control.v1.Master.Register:output_type -> gfs.control.v1.RegisterResponse
-	25, // 31: gfs.control.v1.Master.Heartbeat:output_type -> gfs.control.v1.HeartbeatResponse
-	27, // 32: gfs.control.v1.Chunkserver.CreateChunk:output_type -> gfs.control.v1.CreateChunkResponse
-	29, // 33: gfs.control.v1.Chunkserver.SetVersion:output_type -> gfs.control.v1.SetVersionResponse
-	31, // 34: gfs.control.v1.Chunkserver.GrantLease:output_type -> gfs.control.v1.GrantLeaseResponse
-	33, // 35: gfs.control.v1.Chunkserver.RevokeLease:output_type -> gfs.control.v1.RevokeLeaseResponse
-	22, // [22:36] is the sub-list for method output_type
-	8,  // [8:22] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	0,  // 0: gfs.control.v1.ErrorDetail.code:type_name -> gfs.control.v1.ErrorCode
+	2,  // 1: gfs.control.v1.CreateResponse.info:type_name -> gfs.control.v1.FileInfo
+	2,  // 2: gfs.control.v1.ListResponse.entries:type_name -> gfs.control.v1.FileInfo
+	2,  // 3: gfs.control.v1.StatResponse.info:type_name -> gfs.control.v1.FileInfo
+	3,  // 4: gfs.control.v1.LookupResponse.chunks:type_name -> gfs.control.v1.ChunkLocation
+	20, // 5: gfs.control.v1.RegisterRequest.chunks:type_name -> gfs.control.v1.ChunkReport
+	20, // 6: gfs.control.v1.HeartbeatRequest.changed:type_name -> gfs.control.v1.ChunkReport
+	25, // 7: gfs.control.v1.HeartbeatResponse.copy:type_name -> gfs.control.v1.CopyCommand
+	24, // 8: gfs.control.v1.HeartbeatResponse.extensions:type_name -> gfs.control.v1.LeaseExtension
+	4,  // 9: gfs.control.v1.Master.Create:input_type -> gfs.control.v1.CreateRequest
+	6,  // 10: gfs.control.v1.Master.Mkdir:input_type -> gfs.control.v1.MkdirRequest
+	8,  // 11: gfs.control.v1.Master.Delete:input_type -> gfs.control.v1.DeleteRequest
+	10, // 12: gfs.control.v1.Master.Rename:input_type -> gfs.control.v1.RenameRequest
+	12, // 13: gfs.control.v1.Master.List:input_type -> gfs.control.v1.ListRequest
+	14, // 14: gfs.control.v1.Master.Stat:input_type -> gfs.control.v1.StatRequest
+	16, // 15: gfs.control.v1.Master.Lookup:input_type -> gfs.control.v1.LookupRequest
+	18, // 16: gfs.control.v1.Master.ReportBadReplica:input_type -> gfs.control.v1.ReportBadReplicaRequest
+	21, // 17: gfs.control.v1.Master.Register:input_type -> gfs.control.v1.RegisterRequest
+	23, // 18: gfs.control.v1.Master.Heartbeat:input_type -> gfs.control.v1.HeartbeatRequest
+	27, // 19: gfs.control.v1.Chunkserver.CreateChunk:input_type -> gfs.control.v1.CreateChunkRequest
+	29, // 20: gfs.control.v1.Chunkserver.SetVersion:input_type -> gfs.control.v1.SetVersionRequest
+	31, // 21: gfs.control.v1.Chunkserver.GrantLease:input_type -> gfs.control.v1.GrantLeaseRequest
+	33, // 22: gfs.control.v1.Chunkserver.RevokeLease:input_type -> gfs.control.v1.RevokeLeaseRequest
+	5,  // 23: gfs.control.v1.Master.Create:output_type -> gfs.control.v1.CreateResponse
+	7,  // 24: gfs.control.v1.Master.Mkdir:output_type -> gfs.control.v1.MkdirResponse
+	9,  // 25: gfs.control.v1.Master.Delete:output_type -> gfs.control.v1.DeleteResponse
+	11, // 26: gfs.control.v1.Master.Rename:output_type -> gfs.control.v1.RenameResponse
+	13, // 27: gfs.control.v1.Master.List:output_type -> gfs.control.v1.ListResponse
+	15, // 28: gfs.control.v1.Master.Stat:output_type -> gfs.control.v1.StatResponse
+	17, // 29: gfs.control.v1.Master.Lookup:output_type -> gfs.control.v1.LookupResponse
+	19, // 30: gfs.control.v1.Master.ReportBadReplica:output_type -> gfs.control.v1.ReportBadReplicaResponse
+	22, // 31: gfs.control.v1.Master.Register:output_type -> gfs.control.v1.RegisterResponse
+	26, // 32: gfs.control.v1.Master.Heartbeat:output_type -> gfs.control.v1.HeartbeatResponse
+	28, // 33: gfs.control.v1.Chunkserver.CreateChunk:output_type -> gfs.control.v1.CreateChunkResponse
+	30, // 34: gfs.control.v1.Chunkserver.SetVersion:output_type -> gfs.control.v1.SetVersionResponse
+	32, // 35: gfs.control.v1.Chunkserver.GrantLease:output_type -> gfs.control.v1.GrantLeaseResponse
+	34, // 36: gfs.control.v1.Chunkserver.RevokeLease:output_type -> gfs.control.v1.RevokeLeaseResponse
+	23, // [23:37] is the sub-list for method output_type
+	9,  // [9:23] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_gfs_proto_init() }
@@ -2228,7 +2278,7 @@ func file_gfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gfs_proto_rawDesc), len(file_gfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
