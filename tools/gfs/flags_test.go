@@ -1,0 +1,44 @@
+package main
+
+import "testing"
+
+func TestParseSize(t *testing.T) {
+	good := []struct {
+		in   string
+		want int64
+	}{
+		{"0", 0},
+		{"1", 1},
+		{"1048576", 1 << 20},
+		{"64MiB", 64 << 20},
+		{"1GiB", 1 << 30},
+		{"4KiB", 4096},
+		{"512KB", 512000},
+		{"2MB", 2000000},
+		{"3B", 3},
+		{"1M", 1 << 20},
+		{" 8 MiB ", 8 << 20},
+		{"8388607TiB", 8388607 << 40},
+	}
+	for _, c := range good {
+		got, err := parseSize(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+	}
+	bad := []string{"", "MiB", "-1", "1.5GiB", "12XB", "abc", "9223372036854775808", "8388608TiB", "8388607TiB1", "0x10"}
+	for _, s := range bad {
+		if n, err := parseSize(s); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", s, n)
+		}
+	}
+}
+
+func TestFormatSize(t *testing.T) {
+	cases := map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 64 << 20: "64 MiB", 3 << 30: "3 GiB"}
+	for n, want := range cases {
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
