@@ -37,7 +37,9 @@ func open(t testing.TB, dir string) (*Log, *state) {
 	return l, st
 }
 
-func rec(i int) []byte { return []byte(fmt.Sprintf("record-%04d-%s", i, bytes.Repeat([]byte{byte('a' + i%26)}, i%37))) }
+func rec(i int) []byte {
+	return []byte(fmt.Sprintf("record-%04d-%s", i, bytes.Repeat([]byte{byte('a' + i%26)}, i%37)))
+}
 
 func TestConcurrentCommitsReplayInOrder(t *testing.T) {
 	dir := t.TempDir()
