@@ -56,6 +56,7 @@ func TestRetryable(t *testing.T) {
 		{control.Errorf(controlpb.ErrorCode_ERROR_CODE_NOT_FOUND, "x"), false},
 		{control.Errorf(controlpb.ErrorCode_ERROR_CODE_NO_LIVE_REPLICA, "x"), true},
 		{control.Errorf(controlpb.ErrorCode_ERROR_CODE_NO_SPACE, "x"), false},
+		{control.Errorf(controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN, "x"), true},
 	}
 	for i, c := range cases {
 		if got := control.Retryable(c.err); got != c.want {

@@ -25,6 +25,7 @@ var grpcCode = map[controlpb.ErrorCode]codes.Code{
 	controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK:   codes.NotFound,
 	controlpb.ErrorCode_ERROR_CODE_UNKNOWN_SERVER:  codes.FailedPrecondition,
 	controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT:    codes.InvalidArgument,
+	controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN:       codes.Unavailable,
 }
 
 // GRPCCode returns the gRPC status class Errorf uses for code.
@@ -73,13 +74,14 @@ func IsCode(err error, code controlpb.ErrorCode) bool {
 
 // Retryable reports whether a failed control call may succeed when retried
 // unchanged (possibly on another connection): transport unavailability,
-// deadline expiry and NO_LIVE_REPLICA. Errors the server chose on purpose
+// deadline expiry, NO_LIVE_REPLICA and TRY_AGAIN. Errors the server chose on purpose
 // for bad input (NOT_FOUND, BAD_PATH, ...) are not retryable.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if Code(err) == controlpb.ErrorCode_ERROR_CODE_NO_LIVE_REPLICA {
+	switch Code(err) {
+	case controlpb.ErrorCode_ERROR_CODE_NO_LIVE_REPLICA, controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN:
 		return true
 	}
 	if Code(err) != controlpb.ErrorCode_ERROR_CODE_UNSPECIFIED {

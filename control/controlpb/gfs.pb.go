@@ -44,6 +44,10 @@ const (
 	ErrorCode_ERROR_CODE_UNKNOWN_CHUNK   ErrorCode = 10
 	ErrorCode_ERROR_CODE_UNKNOWN_SERVER  ErrorCode = 11 // heartbeat from an unregistered server: re-register
 	ErrorCode_ERROR_CODE_BAD_ARGUMENT    ErrorCode = 12
+	// Transient: e.g. a lease cannot be granted yet because an earlier lease
+	// may still be valid (another primary, or the master restarted less than a
+	// lease period ago). Retry after a short wait (gRPC class Unavailable).
+	ErrorCode_ERROR_CODE_TRY_AGAIN ErrorCode = 13
 )
 
 // Enum value maps for ErrorCode.
@@ -62,6 +66,7 @@ var (
 		10: "ERROR_CODE_UNKNOWN_CHUNK",
 		11: "ERROR_CODE_UNKNOWN_SERVER",
 		12: "ERROR_CODE_BAD_ARGUMENT",
+		13: "ERROR_CODE_TRY_AGAIN",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":     0,
@@ -77,6 +82,7 @@ var (
 		"ERROR_CODE_UNKNOWN_CHUNK":   10,
 		"ERROR_CODE_UNKNOWN_SERVER":  11,
 		"ERROR_CODE_BAD_ARGUMENT":    12,
+		"ERROR_CODE_TRY_AGAIN":       13,
 	}
 )
 
@@ -2136,7 +2142,7 @@ const file_gfs_proto_rawDesc = "" +
 	"\x12GrantLeaseResponse\",\n" +
 	"\x12RevokeLeaseRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\x15\n" +
-	"\x13RevokeLeaseResponse*\xeb\x02\n" +
+	"\x13RevokeLeaseResponse*\x85\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_CODE_NOT_FOUND\x10\x01\x12\x15\n" +
@@ -2151,7 +2157,8 @@ const file_gfs_proto_rawDesc = "" +
 	"\x18ERROR_CODE_UNKNOWN_CHUNK\x10\n" +
 	"\x12\x1d\n" +
 	"\x19ERROR_CODE_UNKNOWN_SERVER\x10\v\x12\x1b\n" +
-	"\x17ERROR_CODE_BAD_ARGUMENT\x10\f2\x80\x06\n" +
+	"\x17ERROR_CODE_BAD_ARGUMENT\x10\f\x12\x18\n" +
+	"\x14ERROR_CODE_TRY_AGAIN\x10\r2\x80\x06\n" +
 	"\x06Master\x12G\n" +
 	"\x06Create\x12\x1d.gfs.control.v1.CreateRequest\x1a\x1e.gfs.control.v1.CreateResponse\x12D\n" +
 	"\x05Mkdir\x12\x1c.gfs.control.v1.MkdirRequest\x1a\x1d.gfs.control.v1.MkdirResponse\x12G\n" +
