@@ -1,0 +1,353 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"time"
+)
+
+// Defaults of Options' zero values.
+const (
+	DefaultClients          = 4
+	DefaultSizeBytes        = 64 << 20
+	DefaultRecordBytes      = 4 << 10
+	DefaultDuration         = 5 * time.Second
+	DefaultBaselineDuration = 2 * time.Second
+	DefaultChunkservers     = 3
+	DefaultReplication      = 3
+)
+
+// ErrBadOptions wraps every invalid option.
+var ErrBadOptions = errors.New("bench: bad options")
+
+// Target is a running GFS cluster the workloads talk to.
+type Target struct {
+	MasterAddr string
+	// Close stops an embedded cluster; nil for an existing one.
+	Close func() error
+}
+
+// ClusterOptions is what an embedded cluster is started with.
+type ClusterOptions struct {
+	Dir            string
+	Chunkservers   int
+	ChunkSizeBytes int64 // 0 = the master's default
+	Replication    int
+	Logger         *slog.Logger
+}
+
+// Options configures a run. The zero value runs the default suite against an
+// embedded cluster once Connect and StartCluster are set (NewClientOptions
+// fills them with the real client and cluster).
+type Options struct {
+	// Workloads to run; nil = all of Workloads. Unknown names are an error.
+	Workloads []string
+	// Clients is the number of concurrent clients; 0 = DefaultClients.
+	Clients int
+	// SizeBytes is each client's file for seqwrite/seqread/randread;
+	// 0 = DefaultSizeBytes; at least 1 MiB.
+	SizeBytes int64
+	// RecordBytes is the append record size; 0 = DefaultRecordBytes; at least 16.
+	// It is also the rpc baseline's request size.
+	RecordBytes int
+	// Duration of each timed workload (randread, append, metadata); 0 = DefaultDuration.
+	Duration time.Duration
+	// BaselineDuration of each baseline; 0 = DefaultBaselineDuration.
+	BaselineDuration time.Duration
+	// NoBaselines skips the baselines (ratios are then 0, with a note).
+	NoBaselines bool
+	// Runs repeats everything; figures are medians; 0 = 1.
+	Runs int
+	// MasterAddr targets an existing cluster; "" = start an embedded one.
+	MasterAddr string
+	// Dir is where the run's temporary directory (embedded cluster data and
+	// baseline files) is made; "" = os.TempDir().
+	Dir string
+	// ChunkSizeBytes, Chunkservers and Replication configure the embedded
+	// cluster; 0 = the defaults (64 MiB chunks, 3 chunkservers, replication 3).
+	ChunkSizeBytes int64
+	Chunkservers   int
+	Replication    int
+	// Seed drives the data pattern and random offsets; 0 = random.
+	Seed uint64
+	// CPUProfile, when set, writes a CPU profile of each workload's measured
+	// phase (first run only) to CPUProfile + "." + workload.
+	CPUProfile string
+	// RelayCommand starts relay baseline hops in child processes; nil skips
+	// the relay baseline with a note.
+	RelayCommand RelayCommand
+	// Connect opens one client of the cluster at masterAddr. Required.
+	Connect func(ctx context.Context, masterAddr string) (FS, error)
+	// StartCluster starts an embedded cluster; required unless MasterAddr is set.
+	StartCluster func(ctx context.Context, opts ClusterOptions) (Target, error)
+	// Progress receives the progress lines (stderr); nil = silent.
+	Progress io.Writer
+	// Logger for the embedded cluster; nil = discard.
+	Logger *slog.Logger
+}
+
+// withDefaults validates o and fills in its zero values.
+func (o Options) withDefaults() (Options, error) {
+	if o.Clients == 0 {
+		o.Clients = DefaultClients
+	}
+	if o.SizeBytes == 0 {
+		o.SizeBytes = DefaultSizeBytes
+	}
+	if o.RecordBytes == 0 {
+		o.RecordBytes = DefaultRecordBytes
+	}
+	if o.Duration == 0 {
+		o.Duration = DefaultDuration
+	}
+	if o.BaselineDuration == 0 {
+		o.BaselineDuration = DefaultBaselineDuration
+	}
+	if o.Runs == 0 {
+		o.Runs = 1
+	}
+	if o.Chunkservers == 0 {
+		o.Chunkservers = DefaultChunkservers
+	}
+	if o.Replication == 0 {
+		o.Replication = DefaultReplication
+	}
+	if o.Dir == "" {
+		o.Dir = os.TempDir()
+	}
+	if o.Seed == 0 {
+		o.Seed = rand.Uint64() | 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(o.Workloads) == 0 {
+		o.Workloads = Workloads
+	}
+	switch {
+	case o.Clients < 1 || o.Clients > 4096:
+		return o, fmt.Errorf("%w: clients %d (want 1..4096)", ErrBadOptions, o.Clients)
+	case o.SizeBytes < ioBytes:
+		return o, fmt.Errorf("%w: size %d bytes (want at least %d)", ErrBadOptions, o.SizeBytes, ioBytes)
+	case o.RecordBytes < appendHeaderBytes || o.RecordBytes > 64<<20:
+		return o, fmt.Errorf("%w: record size %d bytes (want %d..%d)", ErrBadOptions, o.RecordBytes, appendHeaderBytes, 64<<20)
+	case o.Duration < 0 || o.BaselineDuration < 0:
+		return o, fmt.Errorf("%w: negative duration", ErrBadOptions)
+	case o.Runs < 1 || o.Runs > 100:
+		return o, fmt.Errorf("%w: runs %d (want 1..100)", ErrBadOptions, o.Runs)
+	case o.Chunkservers < 1 || o.Replication < 1 || o.ChunkSizeBytes < 0:
+		return o, fmt.Errorf("%w: chunkservers %d, replication %d, chunk size %d", ErrBadOptions, o.Chunkservers, o.Replication, o.ChunkSizeBytes)
+	case o.Connect == nil:
+		return o, fmt.Errorf("%w: no Connect", ErrBadOptions)
+	case o.MasterAddr == "" && o.StartCluster == nil:
+		return o, fmt.Errorf("%w: no StartCluster and no master address", ErrBadOptions)
+	}
+	for _, w := range o.Workloads {
+		if !slices.Contains(Workloads, w) {
+			return o, fmt.Errorf("%w: unknown workload %q (want some of %v)", ErrBadOptions, w, Workloads)
+		}
+	}
+	if info, err := os.Stat(o.Dir); err != nil || !info.IsDir() {
+		return o, fmt.Errorf("%w: dir %q is not a directory", ErrBadOptions, o.Dir)
+	}
+	return o, nil
+}
+
+// Run runs the baselines and the workloads Runs times and returns the
+// medians. A failed verification fails the run with ErrVerify.
+func Run(ctx context.Context, opts Options) (rep *Report, err error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	prog := newProgress(o.Progress)
+	root, err := os.MkdirTemp(o.Dir, "gfs-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(root)) }()
+	absDir, _ := filepath.Abs(o.Dir)
+	rep = &Report{
+		Machine: DescribeMachine(absDir),
+		Config: Config{
+			Target: "embedded", Clients: o.Clients, SizeBytes: o.SizeBytes, RecordBytes: o.RecordBytes,
+			DurationS: o.Duration.Seconds(), BaselineS: o.BaselineDuration.Seconds(), Runs: o.Runs,
+			ChunkSizeBytes: o.ChunkSizeBytes, Chunkservers: o.Chunkservers, Replication: o.Replication, Dir: absDir,
+		},
+	}
+
+	target := Target{MasterAddr: o.MasterAddr}
+	if o.MasterAddr != "" {
+		rep.Config.Target = o.MasterAddr
+		rep.Config.Chunkservers, rep.Config.Replication, rep.Config.ChunkSizeBytes = 0, 0, 0
+	} else {
+		prog.note("starting embedded cluster: master + %d chunkservers", o.Chunkservers)
+		target, err = o.StartCluster(ctx, ClusterOptions{
+			Dir: filepath.Join(root, "cluster"), Chunkservers: o.Chunkservers,
+			ChunkSizeBytes: o.ChunkSizeBytes, Replication: o.Replication, Logger: o.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("bench: start cluster: %w", err)
+		}
+		defer func() { err = errors.Join(err, target.Close()) }()
+	}
+
+	fss := make([]FS, 0, o.Clients+1)
+	defer func() {
+		for _, fs := range fss {
+			err = errors.Join(err, fs.Close())
+		}
+	}()
+	for range o.Clients + 1 {
+		fs, err := o.Connect(ctx, target.MasterAddr)
+		if err != nil {
+			return nil, fmt.Errorf("bench: connect to %s: %w", target.MasterAddr, err)
+		}
+		fss = append(fss, fs)
+	}
+
+	baselineRuns := map[string][]Baseline{}
+	resultRuns := map[string][]Result{}
+	for run := range o.Runs {
+		label := fmt.Sprintf("[%d/%d]", run+1, o.Runs)
+		if !o.NoBaselines {
+			if err := measureBaselines(ctx, &o, root, label, prog, baselineRuns); err != nil {
+				return nil, err
+			}
+		}
+		env := &workloadEnv{
+			fss: fss[1:], setup: fss[0], pat: NewPattern(o.Seed + uint64(run)), run: run, opts: &o, prog: prog,
+			runDir: fmt.Sprintf("/gfs-bench-%x/run-%d", o.Seed, run),
+		}
+		if err := env.setup.Mkdir(ctx, env.runDir); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		for _, w := range Workloads {
+			if !slices.Contains(o.Workloads, w) {
+				continue
+			}
+			env.label = label + " " + w
+			m, err := runWorkload(ctx, env, w, run == 0 && o.CPUProfile != "", o.CPUProfile)
+			if err != nil {
+				return nil, fmt.Errorf("bench: workload %s (run %d): %w", w, run+1, err)
+			}
+			resultRuns[w] = append(resultRuns[w], m)
+		}
+		if err := env.setup.Delete(ctx, path.Dir(env.runDir)); err != nil {
+			return nil, fmt.Errorf("bench: clean up %s: %w", env.runDir, err)
+		}
+	}
+	for _, name := range []string{BaselineServe, BaselineODirect, BaselineRelay, BaselineRPC} {
+		if bs := baselineRuns[name]; len(bs) > 0 {
+			rep.Baselines = append(rep.Baselines, aggregateBaselines(bs))
+		}
+	}
+	for _, w := range Workloads {
+		if rs := resultRuns[w]; len(rs) > 0 {
+			r := aggregateResults(rs)
+			attachBaseline(&r, rep.Baselines)
+			rep.Results = append(rep.Results, r)
+		}
+	}
+	return rep, nil
+}
+
+// measureBaselines runs the baselines the selected workloads need (and
+// odirect, always) once, appending to runs.
+func measureBaselines(ctx context.Context, o *Options, root, label string, prog *progress, runs map[string][]Baseline) error {
+	need := map[string]bool{BaselineODirect: true}
+	for _, w := range o.Workloads {
+		need[workloadBaseline[w]] = true
+	}
+	d := o.BaselineDuration
+	dir := filepath.Join(root, "baselines")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	p := prog.withPrefix(label + " ")
+	steps := []struct {
+		name string
+		run  func() (Baseline, error)
+	}{
+		{BaselineServe, func() (Baseline, error) { return measureServe(ctx, dir, o.Clients, d, p) }},
+		{BaselineODirect, func() (Baseline, error) { return measureODirect(ctx, dir, d, p) }},
+		{BaselineRelay, func() (Baseline, error) {
+			if o.RelayCommand == nil {
+				return Baseline{Name: BaselineRelay, Unit: UnitMiBPerS, Runs: 1, Note: "not measured: no way to start relay processes"}, nil
+			}
+			return measureRelay(ctx, dir, o.RelayCommand, o.Clients, d, p)
+		}},
+		{BaselineRPC, func() (Baseline, error) { return measureRPC(ctx, o.Clients, o.RecordBytes, d, p) }},
+	}
+	for _, s := range steps {
+		if !need[s.name] {
+			continue
+		}
+		b, err := s.run()
+		if err != nil {
+			return fmt.Errorf("bench: baseline %s: %w", s.name, err)
+		}
+		runs[s.name] = append(runs[s.name], b)
+	}
+	return nil
+}
+
+// runWorkload runs one workload and returns its (unaggregated) result.
+func runWorkload(ctx context.Context, env *workloadEnv, w string, profile bool, profilePrefix string) (Result, error) {
+	if w == WorkloadSeqRead || w == WorkloadRandRead {
+		if err := env.ensureFiles(ctx); err != nil {
+			return Result{}, fmt.Errorf("prepare files: %w", err)
+		}
+	}
+	c := &counters{}
+	if profile {
+		f, err := os.Create(profilePrefix + "." + w)
+		if err != nil {
+			return Result{}, fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return Result{}, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	stop := env.prog.start(env.label, c)
+	defer stop()
+	var m *measurement
+	var err error
+	unit, recordBytes := UnitMiBPerS, int64(ioBytes)
+	switch w {
+	case WorkloadSeqWrite:
+		m, err = env.seqWrite(ctx, c)
+	case WorkloadSeqRead:
+		m, err = env.seqRead(ctx, c)
+	case WorkloadRandRead:
+		m, err = env.randRead(ctx, c)
+		recordBytes = 0 // sizes vary: 64 KiB..1 MiB
+	case WorkloadAppend:
+		m, err = env.appendRecords(ctx, c)
+		unit, recordBytes = UnitOpsPerS, int64(env.opts.RecordBytes)
+	case WorkloadMetadata:
+		m, err = env.metadata(ctx, c)
+		unit, recordBytes = UnitOpsPerS, 0
+	default:
+		err = fmt.Errorf("unknown workload %q", w)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return m.result(w, len(env.fss), recordBytes, unit), nil
+}
