@@ -188,7 +188,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	target := Target{MasterAddr: o.MasterAddr}
 	if o.MasterAddr != "" {
 		rep.Config.Target = o.MasterAddr
-		rep.Config.Chunkservers, rep.Config.Replication, rep.Config.ChunkSizeBytes = 0, 0, 0
+		rep.Config.Chunkservers, rep.Config.ChunkSizeBytes = 0, 0
 	} else {
 		prog.note("starting embedded cluster: master + %d chunkservers", o.Chunkservers)
 		target, err = o.StartCluster(ctx, ClusterOptions{
