@@ -1,0 +1,72 @@
+// Package store is the chunkserver's chunk store: chunks of up to
+// Options.ChunkSize bytes kept as files in one directory, written with
+// O_DIRECT, with one xxhash64 per 64 KiB block, crash-safe, verified on read
+// and scrubbed in the background.
+//
+// # Files
+//
+// Chunk h lives in two files named after its handle in hex:
+// "%016x.chunk" holds the data at its offsets, "%016x.meta" holds a 64-byte
+// header (magic, format version, checksum algorithm, block size, handle,
+// version, flags, CRC-32C) followed by one 16-byte entry per block (xxhash64
+// of the block, the block's length, and a check over both). See format.go
+// for the exact layout. A LOCK file (flock) keeps a second process out.
+//
+// # Invariants
+//
+//   - Every acknowledged byte is in the data file. O_DIRECT writes are
+//     sector-aligned, so the partial last sector is written padded with
+//     zeros; a copy of it is kept in memory (with the running digest of the
+//     partial last block) so that appends of any size never read back from
+//     disk.
+//   - The data file holds zeros past the chunk's length. Holes (WriteAt past
+//     the end) and PadTo padding are therefore never written, only hashed.
+//     Recovery and the repair after a failed write restore this.
+//   - A write goes: new checksums computed (reading old bytes only for a
+//     block partly overwritten in the middle of the chunk, after verifying
+//     them, so corruption is never laundered into a fresh checksum) ->
+//     space reserved -> data written -> entries written -> memory updated.
+//     An error at any step leaves the chunk's visible state (length,
+//     checksums, version) as it was; the error is returned and nothing is
+//     acknowledged.
+//   - The chunk length is derived from the entries: each entry carries its
+//     block's length, so publishing a block's checksum and the length it
+//     covers is one entry write, after the data. A crash between the two
+//     leaves either the old entry (the data past the old length is simply
+//     not part of the chunk; an overwritten block no longer verifies and is
+//     reported) or the new one.
+//   - The header is only replaced whole: written aside, fdatasync, rename,
+//     fsync of the directory. That is how SetVersion is durable before it
+//     returns and never visible before it was attempted.
+//   - The header's clean flag says the data and entries were synced and
+//     verified (set by Close and by the scrubber); the first write after
+//     that rewrites the header as dirty before touching data. Open verifies
+//     every block of every chunk not marked clean, so after kill -9 or power
+//     loss each block either verifies or is reported (Info().Corrupt,
+//     Options.OnCorrupt) and never served.
+//   - Writes are not durable until Sync (fdatasync of data and .meta);
+//     nothing on the write path calls fsync otherwise.
+//
+// # Reads
+//
+// ReadAt verifies every block it returns (whole blocks are read, aligned
+// caller memory is filled in place). OpenRange hands out a block-aligned
+// Range for zero-copy sending: the data file, the stored checksums of the
+// covered blocks and a snapshot of the partial last block, so the receiver
+// verifies end to end.
+//
+// # Space
+//
+// The data file is reserved with fallocate (FALLOC_FL_KEEP_SIZE) 4 MiB ahead
+// of the written end, not a whole chunk up front: a tiny chunk costs at most
+// 4 MiB of reservation, while a streaming 64 MiB chunk is allocated in 16
+// large extents, and ENOSPC surfaces at the reservation, before any byte of
+// the write changed. Holes and padding stay sparse.
+//
+// # Concurrency
+//
+// Each chunk has its own RWMutex: writes to one chunk are serialised, reads
+// share it, different chunks proceed in parallel. The scrubber is a
+// goroutine owned by the Store, stopped by Close, reading at most
+// Options.ScrubRate bytes per second from chunks idle for Options.ScrubIdle.
+package store

@@ -1,0 +1,474 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handle identifies a chunk (allocated by the master, never reused).
+type Handle uint64
+
+// Version is a chunk's version number (GFS 4.5: bumped by the master at
+// every lease grant; a replica with an older version is stale).
+type Version uint64
+
+// BlockSize is the checksum granularity: one xxhash64 per BlockSize bytes.
+const BlockSize = 64 << 10
+
+// DefaultChunkSize is the chunk size used when Options.ChunkSize is zero.
+const DefaultChunkSize = 64 << 20
+
+// ChunkInfo describes one chunk, as reported to the master.
+type ChunkInfo struct {
+	Handle  Handle
+	Version Version
+	Length  int64
+	// Corrupt is true when at least one block is known not to verify (or
+	// the chunk's metadata is unreadable). Such a chunk should be
+	// re-replicated from a good copy and deleted here.
+	Corrupt bool
+}
+
+// Options configures a Store. The zero value of every field means a
+// sensible default.
+type Options struct {
+	// ChunkSize is the maximum chunk size in bytes; 0 means 64 MiB. It must
+	// be a multiple of BlockSize.
+	ChunkSize int64
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+	// ScrubRate is the number of bytes per second the background scrubber
+	// reads and verifies; 0 means 32 MiB/s, negative disables scrubbing.
+	ScrubRate int64
+	// ScrubIdle is how long a chunk must go without writes before the
+	// scrubber verifies it; 0 means 30 s.
+	ScrubIdle time.Duration
+	// OnCorrupt, when set, is called (without store locks held) each time
+	// a read, the scrubber or recovery at Open finds blocks of a chunk that
+	// do not verify. Block -1 means the chunk's metadata is unreadable.
+	OnCorrupt func(h Handle, blocks []int)
+
+	// forceBuffered makes Open skip O_DIRECT (tests of the fallback path).
+	forceBuffered bool
+}
+
+// Store keeps chunks as files in one directory. It is safe for concurrent
+// use; operations on different chunks proceed in parallel.
+type Store struct {
+	dir       string
+	log       *slog.Logger
+	chunkSize int64
+	onCorrupt func(Handle, []int)
+
+	direct   bool  // data files use O_DIRECT
+	align    int64 // sector: file offset/length granularity of data writes (1 when buffered)
+	memAlign int   // buffer alignment O_DIRECT needs
+
+	lockFile *os.File
+	dirFile  *os.File // for fsync of the directory after renames
+
+	mu     sync.RWMutex
+	chunks map[Handle]*chunk // guarded by mu
+	closed bool              // guarded by mu
+
+	noPrealloc atomic.Bool // set once if fallocate is unsupported
+
+	scrubStop chan struct{}
+	scrubWG   sync.WaitGroup
+	scrubRate int64
+	scrubIdle time.Duration
+
+	hooks testHooks // fault injection, zero in production
+}
+
+// testHooks lets tests inject I/O faults; all nil in production.
+type testHooks struct {
+	beforeDataWrite func(h Handle, off int64, n int) error
+	beforeMetaWrite func(h Handle) error
+}
+
+// Open opens (creating it if needed) the store in dir, recovering chunks
+// that were being written when the previous process stopped: their blocks
+// are verified and those that do not verify are reported through
+// Options.OnCorrupt and Info.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.ChunkSize == 0 {
+		opts.ChunkSize = DefaultChunkSize
+	}
+	if opts.ChunkSize < 0 || opts.ChunkSize%BlockSize != 0 || opts.ChunkSize > maxEntries*BlockSize {
+		return nil, fmt.Errorf("store: chunk size %d must be a positive multiple of %d, at most %d", opts.ChunkSize, BlockSize, int64(maxEntries)*BlockSize)
+	}
+	if opts.ScrubIdle < 0 {
+		return nil, fmt.Errorf("store: negative ScrubIdle %v", opts.ScrubIdle)
+	}
+	if opts.ScrubRate == 0 {
+		opts.ScrubRate = 32 << 20
+	}
+	if opts.ScrubIdle == 0 {
+		opts.ScrubIdle = 30 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{
+		dir:       dir,
+		log:       log,
+		chunkSize: opts.ChunkSize,
+		onCorrupt: opts.OnCorrupt,
+		chunks:    make(map[Handle]*chunk),
+		scrubStop: make(chan struct{}),
+		scrubRate: opts.ScrubRate,
+		scrubIdle: opts.ScrubIdle,
+	}
+	var err error
+	if s.lockFile, err = os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := lockDir(s.lockFile); err != nil {
+		s.lockFile.Close()
+		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
+	}
+	if s.dirFile, err = os.Open(dir); err != nil {
+		s.lockFile.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	memAlign, offAlign, ok, perr := probeDirect(dir)
+	if opts.forceBuffered {
+		ok, perr = false, errors.New("forced by options")
+	}
+	if ok {
+		s.direct = true
+		s.align = int64(max(offAlign, bufAlign))
+		s.memAlign = memAlign
+	} else {
+		// tmpfs and some overlays refuse O_DIRECT: buffered writes plus
+		// fdatasync on Sync keep the same contract, only slower.
+		s.align = 1
+		s.memAlign = 1
+		s.log.Warn("store: O_DIRECT unavailable, using buffered I/O", "dir", dir, "reason", perr)
+	}
+	if err := s.load(); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	if s.scrubRate > 0 {
+		s.scrubWG.Add(1)
+		go s.scrubLoop()
+	}
+	return s, nil
+}
+
+// load reads every chunk's metadata, removes leftovers of interrupted
+// creates and metadata rewrites, and recovers chunks not closed cleanly.
+func (s *Store) load() error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	metas := map[Handle]bool{}
+	datas := map[Handle]bool{}
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".tmp"):
+			// A metadata rewrite that never reached its rename.
+			os.Remove(filepath.Join(s.dir, name))
+		case strings.HasSuffix(name, ".meta"), strings.HasSuffix(name, ".chunk"):
+			base := strings.TrimSuffix(strings.TrimSuffix(name, ".meta"), ".chunk")
+			v, err := strconv.ParseUint(base, 16, 64)
+			if err != nil || len(base) != 16 {
+				s.log.Warn("store: ignoring unexpected file", "file", name)
+				continue
+			}
+			if strings.HasSuffix(name, ".meta") {
+				metas[Handle(v)] = true
+			} else {
+				datas[Handle(v)] = true
+			}
+		}
+	}
+	for h := range datas {
+		if !metas[h] {
+			// Create writes the data file first and the metadata last,
+			// Delete removes the metadata first: a lone data file is a
+			// chunk that was never acknowledged or already deleted.
+			s.log.Info("store: removing data file without metadata", "chunk", h)
+			os.Remove(s.dataPath(h))
+		}
+	}
+	handles := make([]Handle, 0, len(metas))
+	for h := range metas {
+		handles = append(handles, h)
+	}
+	slices.Sort(handles)
+	for _, h := range handles {
+		c, bad, err := s.loadChunk(h, !datas[h])
+		if err != nil {
+			return err
+		}
+		s.chunks[h] = c
+		if len(bad) > 0 {
+			s.reportCorrupt(h, bad)
+		}
+	}
+	return nil
+}
+
+func (s *Store) dataPath(h Handle) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%016x.chunk", uint64(h)))
+}
+
+func (s *Store) metaPath(h Handle) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%016x.meta", uint64(h)))
+}
+
+// ChunkSize returns the maximum chunk size.
+func (s *Store) ChunkSize() int64 { return s.chunkSize }
+
+// Direct reports whether data files are written with O_DIRECT (false when
+// the file system refused it and the store fell back to buffered I/O).
+func (s *Store) Direct() bool { return s.direct }
+
+// Close stops the scrubber, marks every chunk without known corruption clean
+// (after syncing it) so the next Open need not verify it, and closes all
+// files. Ranges still held stay usable until released.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.scrubStop)
+	s.scrubWG.Wait()
+
+	var errs []error
+	s.mu.RLock()
+	chunks := make([]*chunk, 0, len(s.chunks))
+	for _, c := range s.chunks {
+		chunks = append(chunks, c)
+	}
+	s.mu.RUnlock()
+	for _, c := range chunks {
+		c.mu.Lock()
+		if !c.closed && !c.deleted {
+			if c.broken == nil && !c.clean && len(c.corrupt) == 0 && !c.needRepair {
+				if err := s.markClean(c); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			c.closeFiles()
+			c.closed = true
+		}
+		c.mu.Unlock()
+	}
+	s.closeFiles()
+	return errors.Join(errs...)
+}
+
+func (s *Store) closeFiles() {
+	if s.dirFile != nil {
+		s.dirFile.Close()
+	}
+	if s.lockFile != nil {
+		s.lockFile.Close()
+	}
+}
+
+// lookup returns the chunk for h, or ErrNotFound / ErrClosed.
+func (s *Store) lookup(h Handle) (*chunk, error) {
+	s.mu.RLock()
+	c, ok := s.chunks[h]
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if !ok {
+		return nil, fmt.Errorf("chunk %016x: %w", uint64(h), ErrNotFound)
+	}
+	return c, nil
+}
+
+// usable reports why c cannot be used (closed, deleted), under c.mu.
+func (c *chunk) usable() error {
+	if c.closed {
+		return ErrClosed
+	}
+	if c.deleted {
+		return fmt.Errorf("chunk %016x: %w", uint64(c.h), ErrNotFound)
+	}
+	return nil
+}
+
+// Create creates an empty chunk h at version v, durably.
+func (s *Store) Create(h Handle, v Version) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if _, ok := s.chunks[h]; ok {
+		s.mu.Unlock()
+		return fmt.Errorf("create chunk %016x: %w", uint64(h), ErrExists)
+	}
+	c := &chunk{h: h, version: v}
+	c.mu.Lock()
+	s.chunks[h] = c
+	s.mu.Unlock()
+	defer c.mu.Unlock()
+
+	err := s.createFiles(c)
+	if err != nil {
+		c.deleted = true
+		s.mu.Lock()
+		delete(s.chunks, h)
+		s.mu.Unlock()
+		return fmt.Errorf("create chunk %016x: %w", uint64(h), ioError(err))
+	}
+	return nil
+}
+
+func (s *Store) createFiles(c *chunk) error {
+	dp := s.dataPath(c.h)
+	// A stale data file can only be an orphan (no metadata): replace it.
+	os.Remove(dp)
+	data, err := openDataFile(dp, os.O_RDWR|os.O_CREATE|os.O_EXCL, s.direct)
+	if err != nil {
+		return err
+	}
+	c.data = data
+	// Written dirty: an empty chunk costs nothing to verify, and the first
+	// append then needs no metadata rewrite.
+	if err := s.writeMeta(c, c.version, false); err != nil {
+		data.Close()
+		c.data = nil
+		os.Remove(dp)
+		return err
+	}
+	return nil
+}
+
+// Delete removes chunk h and its files. Ranges still held stay readable
+// until released.
+func (s *Store) Delete(h Handle) error {
+	c, err := s.lookup(h)
+	if err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	// Metadata first: a crash in between leaves a lone data file, which
+	// Open removes.
+	if err := os.Remove(s.metaPath(h)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete chunk %016x: %w", uint64(h), err)
+	}
+	c.deleted = true
+	os.Remove(s.dataPath(h))
+	c.closeFiles()
+	s.mu.Lock()
+	if s.chunks[h] == c {
+		delete(s.chunks, h)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// SetVersion sets chunk h's version; it is durable when SetVersion returns,
+// and on error the version on disk and in memory is unchanged.
+func (s *Store) SetVersion(h Handle, v Version) error {
+	c, err := s.lookup(h)
+	if err != nil {
+		return fmt.Errorf("set version: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return fmt.Errorf("set version: %w", err)
+	}
+	if c.broken != nil {
+		return fmt.Errorf("set version: %w", c.broken)
+	}
+	if err := s.writeMeta(c, v, c.clean); err != nil {
+		return fmt.Errorf("set version of chunk %016x to %d: %w", uint64(h), v, ioError(err))
+	}
+	c.version = v
+	return nil
+}
+
+// Info describes chunk h.
+func (s *Store) Info(h Handle) (ChunkInfo, error) {
+	c, err := s.lookup(h)
+	if err != nil {
+		return ChunkInfo{}, err
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if err := c.usable(); err != nil {
+		return ChunkInfo{}, err
+	}
+	return c.info(), nil
+}
+
+// List describes every chunk, sorted by handle (for chunk reports).
+func (s *Store) List() []ChunkInfo {
+	s.mu.RLock()
+	chunks := make([]*chunk, 0, len(s.chunks))
+	for _, c := range s.chunks {
+		chunks = append(chunks, c)
+	}
+	s.mu.RUnlock()
+	out := make([]ChunkInfo, 0, len(chunks))
+	for _, c := range chunks {
+		c.mu.RLock()
+		if c.usable() == nil {
+			out = append(out, c.info())
+		}
+		c.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b ChunkInfo) int {
+		switch {
+		case a.Handle < b.Handle:
+			return -1
+		case a.Handle > b.Handle:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Space reports the free and total bytes of the store's file system.
+func (s *Store) Space() (free, total int64, err error) {
+	free, total, err = fsSpace(s.dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: space of %s: %w", s.dir, err)
+	}
+	return free, total, nil
+}
+
+// reportCorrupt calls Options.OnCorrupt; callers hold no store locks.
+func (s *Store) reportCorrupt(h Handle, blocks []int) {
+	s.log.Warn("store: corrupt blocks", "chunk", h, "blocks", blocks)
+	if s.onCorrupt != nil {
+		s.onCorrupt(h, blocks)
+	}
+}
