@@ -1,0 +1,163 @@
+package chunkserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/gfs-go/gfs/dataplane/store"
+	"github.com/gfs-go/gfs/dataplane/wire"
+)
+
+// dataConn serves the data protocol on one connection, one request at a
+// time; its buffers and decoded requests are reused across requests so the
+// steady state allocates little.
+type dataConn struct {
+	s    *Server
+	nc   net.Conn
+	hdr  [wire.HeaderSize]byte
+	capb [wire.MaxCapability]byte
+	meta []byte
+	out  []byte
+	copy []byte // SendCopy buffer
+
+	read  wire.ReadRequest
+	rresp wire.ReadResponse
+	push  wire.PushRequest
+	mut   wire.MutationRequest
+	apply wire.ApplyRequest
+}
+
+// handler serves one request whose header and metadata were read. It
+// answers the request itself; a returned error closes the connection (the
+// stream is no longer at a frame boundary or the peer is gone).
+type handler func(c *dataConn, h *wire.Header, meta []byte) error
+
+// handlers is the dispatch table, indexed by opcode.
+var handlers = [...]handler{
+	wire.OpRead:   (*dataConn).handleRead,
+	wire.OpLength: (*dataConn).handleLength,
+	wire.OpPush:   (*dataConn).handlePush,
+	wire.OpWrite:  (*dataConn).handleMutation,
+	wire.OpAppend: (*dataConn).handleMutation,
+	wire.OpApply:  (*dataConn).handleApply,
+}
+
+func newDataConn(s *Server, nc net.Conn) *dataConn {
+	return &dataConn{s: s, nc: nc, meta: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
+}
+
+// serve runs the request loop; first holds the 4 bytes sniff consumed.
+func (c *dataConn) serve(first [4]byte) {
+	copy(c.hdr[:], first[:])
+	have := len(first)
+	for {
+		// Idle between requests: no deadline (Close ends the connection).
+		if have == 0 {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		if _, err := io.ReadFull(c.nc, c.hdr[have:]); err != nil {
+			if !errors.Is(err, io.EOF) && c.s.ctx.Err() == nil {
+				c.s.log.Debug("data connection ended", "remote", c.nc.RemoteAddr(), "err", err)
+			}
+			return
+		}
+		have = 0
+		_ = c.nc.SetDeadline(time.Now().Add(c.s.opts.IOTimeout))
+		h, err := wire.DecodeHeader(c.hdr[:])
+		if errors.Is(err, wire.ErrUnknownOp) && h.CapLen <= wire.MaxCapability && h.MetaLen <= wire.MaxMeta && h.PayloadLen <= wire.MaxPayload {
+			// The checksum vouches for the lengths: skip the frame and
+			// answer, so a newer client can probe for opcodes.
+			if err := c.discard(int64(h.CapLen) + int64(h.MetaLen) + int64(h.PayloadLen)); err != nil {
+				return
+			}
+			if c.replyErr(&h, wire.StatusUnknownOp, "", "unknown opcode "+h.Op.String()) != nil {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			c.s.log.Warn("closing data connection: bad frame header", "remote", c.nc.RemoteAddr(), "reason", err)
+			return
+		}
+		if h.Flags&wire.FlagResponse != 0 {
+			c.s.log.Warn("closing data connection: response frame sent as request", "remote", c.nc.RemoteAddr(), "op", h.Op)
+			return
+		}
+		if _, err := io.ReadFull(c.nc, c.capb[:h.CapLen]); err != nil {
+			return
+		}
+		if cap(c.meta) < int(h.MetaLen) {
+			c.meta = make([]byte, h.MetaLen)
+		}
+		meta := c.meta[:h.MetaLen]
+		if _, err := io.ReadFull(c.nc, meta); err != nil {
+			return
+		}
+		if err := handlers[h.Op](c, &h, meta); err != nil {
+			if c.s.ctx.Err() == nil {
+				c.s.log.Warn("closing data connection", "remote", c.nc.RemoteAddr(), "op", h.Op, "reason", err)
+			}
+			return
+		}
+	}
+}
+
+// discard reads and drops n bytes.
+func (c *dataConn) discard(n int64) error {
+	if n == 0 {
+		return nil
+	}
+	_, err := io.CopyN(io.Discard, c.nc, n)
+	return err
+}
+
+// reply sends a response header with metadata m (nil for none) announcing
+// payloadLen bytes of payload, which the caller sends next.
+func (c *dataConn) reply(req *wire.Header, status wire.Status, m interface{ Append([]byte) []byte }, payloadLen int64) error {
+	h := wire.Header{Op: req.Op, Flags: wire.FlagResponse, RequestID: req.RequestID, Status: status, PayloadLen: uint32(payloadLen)}
+	if m != nil {
+		c.out = wire.AppendRequest(c.out[:0], &h, nil, m)
+	} else {
+		c.out = wire.AppendFrame(c.out[:0], &h, nil, nil)
+	}
+	_, err := c.nc.Write(c.out)
+	return err
+}
+
+// replyErr answers with a non-OK status. replica names the failed replica
+// when it is not this server.
+func (c *dataConn) replyErr(req *wire.Header, status wire.Status, replica, msg string) error {
+	return c.reply(req, status, &wire.ErrorResponse{Replica: replica, Message: msg}, 0)
+}
+
+// fail answers a request that is refused before its payload was read: the
+// payload is drained first so the connection stays at a frame boundary.
+func (c *dataConn) fail(req *wire.Header, status wire.Status, format string, args ...any) error {
+	if err := c.discard(int64(req.PayloadLen)); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf(format, args...)
+	c.s.log.Debug("request refused", "op", req.Op, "status", status, "msg", msg)
+	return c.replyErr(req, status, "", msg)
+}
+
+// storeStatus maps a store error onto a wire status.
+func storeStatus(err error) wire.Status {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return wire.StatusNoSuchChunk
+	case errors.Is(err, store.ErrChunkFull):
+		return wire.StatusChunkFull
+	case errors.Is(err, store.ErrOutOfRange):
+		return wire.StatusOutOfRange
+	case errors.Is(err, store.ErrNoSpace):
+		return wire.StatusNoSpace
+	case errors.Is(err, store.ErrChecksum):
+		return wire.StatusChecksum
+	default:
+		return wire.StatusInternal
+	}
+}

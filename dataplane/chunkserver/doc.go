@@ -1,0 +1,31 @@
+// Package chunkserver is the GFS-Go chunkserver: one TCP listener that
+// serves the data channel (package wire, docs/protocol.md) and, on the same
+// port, the control-channel Chunkserver gRPC service the master calls
+// (connections opening with the HTTP/2 client preface go to gRPC). It keeps
+// chunks in a dataplane/store, registers with the master and heartbeats.
+//
+// Invariants:
+//
+//   - Bad input on a connection (bad header, malformed metadata, unknown
+//     chunk, stale version, missing lease) is answered with an error status
+//     or ends that connection with a logged reason; it never changes the
+//     store and never affects other connections.
+//   - A primary accepts a mutation only while it holds a lease for the
+//     chunk at the request's version, counted from when it received
+//     GrantLease (or sent the heartbeat that extended it) minus LeaseMargin,
+//     by its own monotonic clock (GFS 3.1).
+//   - Mutations of one chunk are applied in the primary's serial order on
+//     every replica: the primary runs one round at a time per chunk
+//     (batching whatever queued meanwhile: group commit), applies it
+//     locally and on every secondary, and only then answers. A secondary
+//     applies only rounds for its current version, from the one primary it
+//     accepted at that version, with increasing serials.
+//   - Pushed data is held in a bounded buffer keyed by (client id,
+//     sequence) until a mutation consumes it or PushTimeout evicts it; the
+//     sum of buffered bytes never exceeds PushBufferBytes.
+//   - A replica only reports (in heartbeats and Length) what its store
+//     holds; a failed round leaves replicas possibly different inside the
+//     failed region (GFS semantics) but never claiming bytes they lack.
+//   - Every goroutine is started by Serve or by a request handler and
+//     stopped and waited for by Close.
+package chunkserver

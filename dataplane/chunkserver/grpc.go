@@ -1,0 +1,99 @@
+package chunkserver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gfs-go/gfs/control"
+	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/store"
+)
+
+// grpcService implements controlpb.ChunkserverServer: the calls the master
+// makes on this chunkserver.
+type grpcService struct {
+	controlpb.UnimplementedChunkserverServer
+	s *Server
+}
+
+// storeCode maps a store error onto a control error code.
+func storeCode(err error) controlpb.ErrorCode {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK
+	case errors.Is(err, store.ErrExists):
+		return controlpb.ErrorCode_ERROR_CODE_EXISTS
+	case errors.Is(err, store.ErrNoSpace):
+		return controlpb.ErrorCode_ERROR_CODE_NO_SPACE
+	case errors.Is(err, store.ErrOutOfRange):
+		return controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT
+	default:
+		return controlpb.ErrorCode_ERROR_CODE_UNSPECIFIED
+	}
+}
+
+func (g *grpcService) CreateChunk(ctx context.Context, req *controlpb.CreateChunkRequest) (*controlpb.CreateChunkResponse, error) {
+	if req.GetHandle() == 0 {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT, "create chunk: handle 0")
+	}
+	h := store.Handle(req.GetHandle())
+	if err := g.s.store.Create(h, store.Version(req.GetVersion())); err != nil {
+		return nil, control.Errorf(storeCode(err), "create chunk %x: %v", req.GetHandle(), err)
+	}
+	g.s.tracker.changed(h)
+	g.s.log.Debug("chunk created", "chunk", req.GetHandle(), "version", req.GetVersion())
+	return &controlpb.CreateChunkResponse{}, nil
+}
+
+func (g *grpcService) SetVersion(ctx context.Context, req *controlpb.SetVersionRequest) (*controlpb.SetVersionResponse, error) {
+	h := store.Handle(req.GetHandle())
+	info, err := g.s.store.Info(h)
+	if err != nil {
+		return nil, control.Errorf(storeCode(err), "set version of chunk %x: %v", req.GetHandle(), err)
+	}
+	if uint64(info.Version) == req.GetVersion() {
+		return &controlpb.SetVersionResponse{Length: info.Length}, nil // idempotent retry
+	}
+	if uint64(info.Version) != req.GetExpectedVersion() {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION,
+			"set version of chunk %x to %d: replica at version %d, expected %d", req.GetHandle(), req.GetVersion(), info.Version, req.GetExpectedVersion())
+	}
+	if err := g.s.store.SetVersion(h, store.Version(req.GetVersion())); err != nil {
+		return nil, control.Errorf(storeCode(err), "set version of chunk %x: %v", req.GetHandle(), err)
+	}
+	// A lease at the old version is void (GFS 4.5: a new lease means a new version).
+	if l, ok := g.s.leases.held(h, time.Now()); ok && l.version != req.GetVersion() {
+		g.s.leases.revoke(h)
+	}
+	g.s.tracker.changed(h)
+	info, err = g.s.store.Info(h)
+	if err != nil {
+		return nil, control.Errorf(storeCode(err), "set version of chunk %x: %v", req.GetHandle(), err)
+	}
+	return &controlpb.SetVersionResponse{Length: info.Length}, nil
+}
+
+func (g *grpcService) GrantLease(ctx context.Context, req *controlpb.GrantLeaseRequest) (*controlpb.GrantLeaseResponse, error) {
+	received := time.Now() // the lease counts from here (minus the margin)
+	if req.GetLeaseMs() <= 0 {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT, "grant lease on chunk %x: lease of %d ms", req.GetHandle(), req.GetLeaseMs())
+	}
+	h := store.Handle(req.GetHandle())
+	info, err := g.s.store.Info(h)
+	if err != nil {
+		return nil, control.Errorf(storeCode(err), "grant lease on chunk %x: %v", req.GetHandle(), err)
+	}
+	if uint64(info.Version) != req.GetVersion() {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION,
+			"grant lease on chunk %x at version %d: replica at version %d", req.GetHandle(), req.GetVersion(), info.Version)
+	}
+	g.s.leases.grant(h, req.GetVersion(), received, time.Duration(req.GetLeaseMs())*time.Millisecond, g.s.leaseMargin)
+	g.s.log.Debug("lease granted", "chunk", req.GetHandle(), "version", req.GetVersion(), "lease_ms", req.GetLeaseMs())
+	return &controlpb.GrantLeaseResponse{}, nil
+}
+
+func (g *grpcService) RevokeLease(ctx context.Context, req *controlpb.RevokeLeaseRequest) (*controlpb.RevokeLeaseResponse, error) {
+	g.s.leases.revoke(store.Handle(req.GetHandle()))
+	return &controlpb.RevokeLeaseResponse{}, nil
+}

@@ -1,0 +1,149 @@
+package chunkserver
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gfs-go/gfs/dataplane/store"
+)
+
+// lease is this server's primaryship of one chunk.
+type lease struct {
+	version uint64
+	expiry  time.Time // by this server's monotonic clock, margin already subtracted
+}
+
+// leaseTable holds the leases this server was granted.
+type leaseTable struct {
+	mu sync.Mutex
+	m  map[store.Handle]lease // guarded by mu
+}
+
+func (t *leaseTable) init() { t.m = make(map[store.Handle]lease) }
+
+// effective returns how long a lease of d counts here: d minus the margin,
+// the margin capped to a tenth of d.
+func effective(d, margin time.Duration) time.Duration {
+	if margin > d/10 {
+		margin = d / 10
+	}
+	return d - margin
+}
+
+// grant records a lease counted from start.
+func (t *leaseTable) grant(h store.Handle, version uint64, start time.Time, d, margin time.Duration) {
+	t.mu.Lock()
+	t.m[h] = lease{version: version, expiry: start.Add(effective(d, margin))}
+	t.mu.Unlock()
+}
+
+// extend moves a held lease's expiry later (never earlier) if it is still
+// at version.
+func (t *leaseTable) extend(h store.Handle, version uint64, start time.Time, d, margin time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.m[h]
+	if !ok || l.version != version {
+		return
+	}
+	if exp := start.Add(effective(d, margin)); exp.After(l.expiry) {
+		l.expiry = exp
+		t.m[h] = l
+	}
+}
+
+func (t *leaseTable) revoke(h store.Handle) {
+	t.mu.Lock()
+	delete(t.m, h)
+	t.mu.Unlock()
+}
+
+// valid reports whether this server is primary of h at version now.
+func (t *leaseTable) valid(h store.Handle, version uint64, now time.Time) bool {
+	t.mu.Lock()
+	l, ok := t.m[h]
+	t.mu.Unlock()
+	return ok && l.version == version && now.Before(l.expiry)
+}
+
+// held returns the lease for h if one is held and unexpired.
+func (t *leaseTable) held(h store.Handle, now time.Time) (lease, bool) {
+	t.mu.Lock()
+	l, ok := t.m[h]
+	if ok && !now.Before(l.expiry) {
+		delete(t.m, h)
+		ok = false
+	}
+	t.mu.Unlock()
+	return l, ok
+}
+
+// changeTracker collects what the next heartbeat reports: chunks changed or
+// removed since the last one, and chunks mutated (lease extension wanted).
+type changeTracker struct {
+	mu      sync.Mutex
+	dirty   map[store.Handle]struct{} // guarded by mu
+	removed map[store.Handle]struct{} // guarded by mu
+	mutated map[store.Handle]struct{} // guarded by mu
+}
+
+func (t *changeTracker) init() {
+	t.dirty = make(map[store.Handle]struct{})
+	t.removed = make(map[store.Handle]struct{})
+	t.mutated = make(map[store.Handle]struct{})
+}
+
+// changed notes a chunk whose metadata (version, length, corruption) changed.
+func (t *changeTracker) changed(h store.Handle) {
+	t.mu.Lock()
+	t.dirty[h] = struct{}{}
+	delete(t.removed, h)
+	t.mu.Unlock()
+}
+
+
+// mutatedChunk notes a mutation applied to h (as primary or secondary).
+func (t *changeTracker) mutatedChunk(h store.Handle) {
+	t.mu.Lock()
+	t.dirty[h] = struct{}{}
+	t.mutated[h] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *changeTracker) removedChunk(h store.Handle) {
+	t.mu.Lock()
+	delete(t.dirty, h)
+	delete(t.mutated, h)
+	t.removed[h] = struct{}{}
+	t.mu.Unlock()
+}
+
+// take returns and clears the collected sets.
+func (t *changeTracker) take() (changed, removed, mutated map[store.Handle]struct{}) {
+	t.mu.Lock()
+	changed, removed, mutated = t.dirty, t.removed, t.mutated
+	t.dirty = make(map[store.Handle]struct{})
+	t.removed = make(map[store.Handle]struct{})
+	t.mutated = make(map[store.Handle]struct{})
+	t.mu.Unlock()
+	return changed, removed, mutated
+}
+
+// restore merges sets back after a failed heartbeat (newer events win).
+func (t *changeTracker) restore(changed, removed, mutated map[store.Handle]struct{}) {
+	t.mu.Lock()
+	for h := range mutated {
+		t.mutated[h] = struct{}{}
+	}
+	for h := range changed {
+		if _, gone := t.removed[h]; !gone {
+			t.dirty[h] = struct{}{}
+		}
+	}
+	for h := range removed {
+		if _, back := t.dirty[h]; !back {
+			t.removed[h] = struct{}{}
+		}
+	}
+	t.mu.Unlock()
+}

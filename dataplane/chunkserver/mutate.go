@@ -1,0 +1,505 @@
+package chunkserver
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/gfs-go/gfs/dataplane/store"
+	"github.com/gfs-go/gfs/dataplane/wire"
+)
+
+// maxInlineBytes caps the data a mutation request may carry inline.
+const maxInlineBytes = 1 << 20
+
+// mutation is one write or record append waiting in a chunk's sequencer.
+type mutation struct {
+	op          wire.Op
+	version     uint64
+	off         int64
+	data        []byte
+	inline      bool
+	id          wire.PushID
+	sync        bool
+	secondaries []string
+
+	// Results, written by the round that ran the mutation before wake.
+	status  wire.Status
+	replica string
+	msg     string
+	resOff  int64
+	done    bool
+	wake    chan struct{} // buffered(1): finished, or promoted to round leader
+}
+
+// chunkSeq orders one chunk's mutations.
+type chunkSeq struct {
+	mu      sync.Mutex
+	pending []*mutation // guarded by mu
+	running bool        // a leader is running rounds; guarded by mu
+	serial  uint64      // primary: serial of the last round; guarded by running
+
+	// Secondary side: the primary accepted at primaryVersion and the last
+	// round serial applied from it.
+	applyMu        sync.Mutex
+	primary        string // guarded by applyMu
+	primaryVersion uint64 // guarded by applyMu
+	lastSerial     uint64 // guarded by applyMu
+}
+
+type seqTable struct {
+	mu sync.Mutex
+	m  map[store.Handle]*chunkSeq // guarded by mu
+}
+
+func (t *seqTable) init() { t.m = make(map[store.Handle]*chunkSeq) }
+
+func (t *seqTable) get(h store.Handle) *chunkSeq {
+	t.mu.Lock()
+	q := t.m[h]
+	if q == nil {
+		q = &chunkSeq{}
+		t.m[h] = q
+	}
+	t.mu.Unlock()
+	return q
+}
+
+func (t *seqTable) remove(h store.Handle) {
+	t.mu.Lock()
+	delete(t.m, h)
+	t.mu.Unlock()
+}
+
+// handleMutation answers OpWrite and OpAppend on the primary.
+func (c *dataConn) handleMutation(h *wire.Header, meta []byte) error {
+	req := &c.mut
+	if err := req.Decode(meta); err != nil {
+		return c.fail(h, wire.StatusBadRequest, "malformed %v request", h.Op)
+	}
+	inline := h.Flags&wire.FlagInline != 0
+	switch {
+	case req.Length <= 0 || req.Offset < 0:
+		return c.fail(h, wire.StatusBadRequest, "%v of chunk %x: bad offset %d or length %d", h.Op, req.Handle, req.Offset, req.Length)
+	case len(req.Secondaries) >= wire.MaxChain:
+		return c.fail(h, wire.StatusBadRequest, "%d secondaries", len(req.Secondaries))
+	case inline && int64(h.PayloadLen) != req.Length, !inline && h.PayloadLen != 0:
+		return c.fail(h, wire.StatusBadRequest, "%v of chunk %x: payload of %d bytes for length %d (inline %v)", h.Op, req.Handle, h.PayloadLen, req.Length, inline)
+	case inline && req.Length > maxInlineBytes:
+		return c.fail(h, wire.StatusTooLarge, "inline data of %d bytes over the cap of %d: push it", req.Length, maxInlineBytes)
+	case h.Op == wire.OpAppend && req.Length > c.s.chunkSize/4:
+		return c.fail(h, wire.StatusTooLarge, "record of %d bytes over the cap of %d (chunk size / 4)", req.Length, c.s.chunkSize/4)
+	case h.Op == wire.OpWrite && req.Offset > c.s.chunkSize-req.Length:
+		return c.fail(h, wire.StatusOutOfRange, "write of %d bytes at %d beyond the chunk size %d", req.Length, req.Offset, c.s.chunkSize)
+	}
+	hd := store.Handle(req.Handle)
+	if !c.s.leases.valid(hd, req.Version, time.Now()) {
+		return c.fail(h, wire.StatusNotPrimary, "no valid lease on chunk %x at version %d here", req.Handle, req.Version)
+	}
+	var buf *store.Buffer
+	if inline {
+		buf = store.GetBuffer(int(req.Length))
+		defer store.PutBuffer(buf)
+		if _, err := io.ReadFull(c.nc, buf.B); err != nil {
+			return err
+		}
+		if xxhash.Sum64(buf.B) != req.DataSum {
+			return c.replyErr(h, wire.StatusChecksum, "", "inline data does not match its checksum")
+		}
+	} else {
+		buf = c.s.pushes.take(req.ID)
+		if buf == nil {
+			return c.replyErr(h, wire.StatusNoPushData, "", fmt.Sprintf("no pushed data %d/%d buffered here (never pushed, or evicted)", req.ID.Client, req.ID.Seq))
+		}
+		defer c.s.pushes.release(buf)
+		if int64(len(buf.B)) != req.Length {
+			return c.replyErr(h, wire.StatusBadRequest, "", fmt.Sprintf("pushed data is %d bytes, request says %d", len(buf.B), req.Length))
+		}
+	}
+	m := &mutation{
+		op: h.Op, version: req.Version, off: req.Offset, data: buf.B, inline: inline, id: req.ID,
+		sync: h.Flags&wire.FlagSync != 0, secondaries: req.Secondaries, wake: make(chan struct{}, 1),
+	}
+	c.s.activeMutations.Add(1)
+	c.s.submit(hd, m)
+	c.s.activeMutations.Add(-1)
+	if m.status != wire.StatusOK {
+		return c.replyErr(h, m.status, m.replica, m.msg)
+	}
+	return c.reply(h, wire.StatusOK, &wire.MutationResponse{Offset: m.resOff}, 0)
+}
+
+// submit queues m on its chunk's sequencer and returns once a round ran it.
+// Group commit: the first arrival leads a round taking every mutation
+// queued so far; arrivals during the round wait, and the leader hands the
+// next round to the first of them (so no caller waits behind others'
+// rounds longer than one round).
+func (s *Server) submit(h store.Handle, m *mutation) {
+	q := s.seqs.get(h)
+	q.mu.Lock()
+	q.pending = append(q.pending, m)
+	lead := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if !lead {
+		<-m.wake
+		if m.done {
+			return
+		}
+	}
+	q.mu.Lock()
+	batch := q.pending
+	q.pending = nil
+	q.mu.Unlock()
+	for len(batch) > 0 {
+		// A round holds mutations with the same version and secondaries.
+		n := 1
+		for n < len(batch) && compatible(batch[0], batch[n]) {
+			n++
+		}
+		q.serial++
+		s.runRound(h, q.serial, batch[:n])
+		batch = batch[n:]
+	}
+	q.mu.Lock()
+	if len(q.pending) > 0 {
+		next := q.pending[0]
+		q.mu.Unlock()
+		next.wake <- struct{}{} // promoted: not done
+		return
+	}
+	q.running = false
+	q.mu.Unlock()
+}
+
+func compatible(a, b *mutation) bool {
+	if a.version != b.version || len(a.secondaries) != len(b.secondaries) {
+		return false
+	}
+	for i := range a.secondaries {
+		if a.secondaries[i] != b.secondaries[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// finish records a mutation's result and wakes its caller.
+func finish(m *mutation, st wire.Status, replica, msg string) {
+	m.status, m.replica, m.msg = st, replica, msg
+	m.done = true
+	m.wake <- struct{}{}
+}
+
+// applyOp is one mutation of a round, as applied on every replica.
+type applyOp struct {
+	kind ApplyKind
+	off  int64
+	data []byte // write kinds
+	id   wire.PushID
+}
+
+// ApplyKind aliases wire.ApplyKind for brevity inside the package.
+type ApplyKind = wire.ApplyKind
+
+// runRound runs one round on the primary: check the lease and version,
+// assign offsets (record append: at the end; pad when it does not fit),
+// apply on the secondaries and locally in parallel, then answer every
+// mutation of the round with the common outcome.
+func (s *Server) runRound(h store.Handle, serial uint64, ms []*mutation) {
+	version := ms[0].version
+	fail := func(st wire.Status, replica, msg string) {
+		for _, m := range ms {
+			finish(m, st, replica, msg)
+		}
+	}
+	if !s.leases.valid(h, version, time.Now()) {
+		fail(wire.StatusNotPrimary, "", fmt.Sprintf("lease on chunk %x at version %d expired or revoked", uint64(h), version))
+		return
+	}
+	info, err := s.store.Info(h)
+	if err != nil {
+		fail(storeStatus(err), "", fmt.Sprintf("chunk %x: %v", uint64(h), err))
+		return
+	}
+	if uint64(info.Version) != version {
+		fail(wire.StatusStaleVersion, "", fmt.Sprintf("chunk %x is at version %d here, request at %d", uint64(h), info.Version, version))
+		return
+	}
+	length := info.Length
+	ops := make([]applyOp, 0, len(ms))
+	full := make([]bool, len(ms))
+	for i, m := range ms {
+		size := int64(len(m.data))
+		if m.op == wire.OpAppend {
+			if length+size > s.chunkSize {
+				// GFS 3.3: pad the chunk on every replica; the client
+				// retries on the next chunk.
+				if length < s.chunkSize {
+					ops = append(ops, applyOp{kind: wire.ApplyPad, off: s.chunkSize})
+					length = s.chunkSize
+				}
+				full[i] = true
+				continue
+			}
+			m.resOff = length
+		} else {
+			m.resOff = m.off
+		}
+		kind := wire.ApplyPushed
+		if m.inline {
+			kind = wire.ApplyInline
+		}
+		ops = append(ops, applyOp{kind: kind, off: m.resOff, data: m.data, id: m.id})
+		length = max(length, m.resOff+size)
+	}
+	ops, merged := coalesce(ops)
+	defer func() {
+		for _, b := range merged {
+			store.PutBuffer(b)
+		}
+	}()
+	doSync := false
+	for _, m := range ms {
+		doSync = doSync || m.sync
+	}
+
+	// Secondaries apply while the primary applies locally; the round's
+	// order is the same everywhere because rounds of a chunk never overlap.
+	secs := ms[0].secondaries
+	results := make([]error, len(secs))
+	replies := make([]peerReply, len(secs))
+	var wg sync.WaitGroup
+	for i, addr := range secs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.sendApply(addr, h, version, serial, ops, doSync, &replies[i])
+		}()
+	}
+	localErr := s.applyLocal(h, ops, doSync)
+	wg.Wait()
+	if len(ops) > 0 {
+		s.tracker.mutatedChunk(h)
+	}
+	if localErr != nil {
+		s.log.Warn("mutation failed locally", "chunk", uint64(h), "err", localErr)
+		fail(storeStatus(localErr), "", fmt.Sprintf("primary applying to chunk %x: %v", uint64(h), localErr))
+		return
+	}
+	for i, err := range results {
+		if err != nil {
+			s.log.Warn("mutation failed on secondary", "chunk", uint64(h), "secondary", secs[i], "err", err)
+			fail(wire.StatusUnavailable, secs[i], fmt.Sprintf("secondary %s: %v", secs[i], err))
+			return
+		}
+		if r := &replies[i]; r.status != wire.StatusOK {
+			replica := r.err.Replica
+			if replica == "" {
+				replica = secs[i]
+			}
+			fail(r.status, replica, fmt.Sprintf("secondary %s: %s", secs[i], r.err.Message))
+			return
+		}
+	}
+	for i, m := range ms {
+		if full[i] {
+			finish(m, wire.StatusChunkFull, "", fmt.Sprintf("record of %d bytes does not fit in chunk %x: padded, use the next chunk", len(m.data), uint64(h)))
+		} else {
+			finish(m, wire.StatusOK, "", "")
+		}
+	}
+}
+
+// coalesceMax bounds the writes coalesce merges (copying small inline
+// records is cheap; pushed data stays where it is).
+const coalesceMax = 256 << 10
+
+// coalesce merges runs of adjacent small inline writes (group-committed
+// record appends) into one write per run, so a round costs one store write
+// and one apply op however many records it holds. It returns the merged
+// buffers for the caller to release.
+func coalesce(ops []applyOp) ([]applyOp, []*store.Buffer) {
+	var merged []*store.Buffer
+	out := ops[:0]
+	for i := 0; i < len(ops); {
+		j, total := i+1, int64(len(ops[i].data))
+		if ops[i].kind == wire.ApplyInline {
+			for j < len(ops) && ops[j].kind == wire.ApplyInline && ops[j].off == ops[j-1].off+int64(len(ops[j-1].data)) &&
+				total+int64(len(ops[j].data)) <= coalesceMax {
+				total += int64(len(ops[j].data))
+				j++
+			}
+		}
+		if j == i+1 {
+			out = append(out, ops[i])
+			i = j
+			continue
+		}
+		b := store.GetBuffer(int(total))
+		merged = append(merged, b)
+		pos := 0
+		for k := i; k < j; k++ {
+			pos += copy(b.B[pos:], ops[k].data)
+		}
+		out = append(out, applyOp{kind: wire.ApplyInline, off: ops[i].off, data: b.B})
+		i = j
+	}
+	return out, merged
+}
+
+// applyLocal applies a round's ops to the store in order.
+func (s *Server) applyLocal(h store.Handle, ops []applyOp, sync bool) error {
+	for _, op := range ops {
+		var err error
+		if op.kind == wire.ApplyPad {
+			err = s.store.PadTo(h, op.off)
+		} else {
+			err = s.store.WriteAt(h, op.data, op.off)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if sync && len(ops) > 0 {
+		return s.store.Sync(h)
+	}
+	return nil
+}
+
+// sendApply sends a round to one secondary and reads its answer into r.
+// An error means the secondary could not be reached or spoke garbage.
+func (s *Server) sendApply(addr string, h store.Handle, version, serial uint64, ops []applyOp, sync bool, r *peerReply) error {
+	pc, err := s.peers.get(s.ctx, addr)
+	if err != nil {
+		return err
+	}
+	req := wire.ApplyRequest{Handle: uint64(h), Version: version, Serial: serial, Primary: s.addr, Ops: make([]wire.ApplyOp, len(ops))}
+	bufs := make(net.Buffers, 1, 1+len(ops))
+	payload := 0
+	for i, op := range ops {
+		req.Ops[i] = wire.ApplyOp{Kind: op.kind, Offset: op.off, Length: int64(len(op.data)), ID: op.id}
+		if op.kind == wire.ApplyInline {
+			bufs = append(bufs, op.data)
+			payload += len(op.data)
+		}
+	}
+	id := s.peers.reqID.Add(1)
+	hd := wire.Header{Op: wire.OpApply, RequestID: id, PayloadLen: uint32(payload)}
+	if sync {
+		hd.Flags |= wire.FlagSync
+	}
+	pc.buf = wire.AppendRequest(pc.buf[:0], &hd, nil, &req)
+	bufs[0] = pc.buf
+	if _, err := bufs.WriteTo(pc.nc); err != nil {
+		s.peers.discard(pc)
+		return err
+	}
+	if err := pc.readReply(wire.OpApply, id, r); err != nil {
+		s.peers.discard(pc)
+		return err
+	}
+	s.peers.put(pc)
+	return nil
+}
+
+// handleApply answers OpApply on a secondary: check the version and that
+// the round comes from the primary accepted at this version with a newer
+// serial, then apply the ops in order (pushed data taken from the push
+// buffer, inline data from the payload).
+func (c *dataConn) handleApply(h *wire.Header, meta []byte) error {
+	req := &c.apply
+	if err := req.Decode(meta); err != nil {
+		return c.fail(h, wire.StatusBadRequest, "malformed apply request")
+	}
+	var inlineBytes int64
+	for _, op := range req.Ops {
+		switch {
+		case op.Kind == wire.ApplyPad && (op.Offset < 0 || op.Offset > c.s.chunkSize):
+			return c.fail(h, wire.StatusOutOfRange, "pad chunk %x to %d beyond the chunk size %d", req.Handle, op.Offset, c.s.chunkSize)
+		case op.Kind != wire.ApplyPad && (op.Length <= 0 || op.Offset < 0 || op.Offset > c.s.chunkSize-op.Length):
+			return c.fail(h, wire.StatusOutOfRange, "apply to chunk %x: write of %d bytes at %d outside the chunk", req.Handle, op.Length, op.Offset)
+		case op.Kind == wire.ApplyInline:
+			inlineBytes += op.Length
+		}
+	}
+	if inlineBytes != int64(h.PayloadLen) {
+		return c.fail(h, wire.StatusBadRequest, "apply payload of %d bytes, ops say %d", h.PayloadLen, inlineBytes)
+	}
+	payload := store.GetBuffer(int(inlineBytes))
+	defer store.PutBuffer(payload)
+	if _, err := io.ReadFull(c.nc, payload.B); err != nil {
+		return err
+	}
+	st, msg := c.s.applySecondary(req, payload.B, h.Flags&wire.FlagSync != 0)
+	if st != wire.StatusOK {
+		c.s.log.Debug("apply refused", "chunk", req.Handle, "status", st, "msg", msg)
+		return c.replyErr(h, st, "", msg)
+	}
+	return c.reply(h, wire.StatusOK, nil, 0)
+}
+
+func (s *Server) applySecondary(req *wire.ApplyRequest, payload []byte, sync bool) (wire.Status, string) {
+	hd := store.Handle(req.Handle)
+	info, err := s.store.Info(hd)
+	if err != nil {
+		return storeStatus(err), fmt.Sprintf("chunk %x: %v", req.Handle, err)
+	}
+	if uint64(info.Version) != req.Version {
+		return wire.StatusStaleVersion, fmt.Sprintf("chunk %x is at version %d on this replica, primary %s sent version %d", req.Handle, info.Version, req.Primary, req.Version)
+	}
+	if s.leases.valid(hd, req.Version, time.Now()) {
+		return wire.StatusNotPrimary, fmt.Sprintf("chunk %x: this replica holds the lease itself; %s is not the primary", req.Handle, req.Primary)
+	}
+	q := s.seqs.get(hd)
+	q.applyMu.Lock()
+	defer q.applyMu.Unlock()
+	if q.primaryVersion == req.Version {
+		if q.primary != req.Primary {
+			return wire.StatusNotPrimary, fmt.Sprintf("chunk %x at version %d takes mutations from primary %s, not %s", req.Handle, req.Version, q.primary, req.Primary)
+		}
+		if req.Serial <= q.lastSerial {
+			return wire.StatusBadRequest, fmt.Sprintf("chunk %x: round %d after round %d from %s", req.Handle, req.Serial, q.lastSerial, req.Primary)
+		}
+	}
+	// Take every pushed buffer before changing anything.
+	ops := make([]applyOp, len(req.Ops))
+	var taken []*store.Buffer
+	defer func() {
+		for _, b := range taken {
+			s.pushes.release(b)
+		}
+	}()
+	pos := int64(0)
+	for i, op := range req.Ops {
+		ops[i] = applyOp{kind: op.Kind, off: op.Offset, id: op.ID}
+		switch op.Kind {
+		case wire.ApplyInline:
+			ops[i].data = payload[pos : pos+op.Length]
+			pos += op.Length
+		case wire.ApplyPushed:
+			b := s.pushes.take(op.ID)
+			if b == nil {
+				return wire.StatusNoPushData, fmt.Sprintf("no pushed data %d/%d buffered on this replica (never pushed, or evicted)", op.ID.Client, op.ID.Seq)
+			}
+			taken = append(taken, b)
+			if int64(len(b.B)) != op.Length {
+				return wire.StatusBadRequest, fmt.Sprintf("pushed data %d/%d is %d bytes, apply says %d", op.ID.Client, op.ID.Seq, len(b.B), op.Length)
+			}
+			ops[i].data = b.B
+		}
+	}
+	q.primary, q.primaryVersion, q.lastSerial = req.Primary, req.Version, req.Serial
+	err = s.applyLocal(hd, ops, sync)
+	if len(ops) > 0 {
+		s.tracker.mutatedChunk(hd)
+	}
+	if err != nil {
+		return storeStatus(err), fmt.Sprintf("applying to chunk %x: %v", req.Handle, err)
+	}
+	return wire.StatusOK, ""
+}

@@ -1,0 +1,116 @@
+package chunkserver
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/gfs-go/gfs/dataplane/store"
+	"github.com/gfs-go/gfs/dataplane/wire"
+)
+
+// maxPacketBytes bounds one read of pushed data before it is forwarded:
+// small enough that the next replica starts receiving at once, large
+// enough to amortise the system calls.
+const maxPacketBytes = 256 << 10
+
+// handlePush answers OpPush: reserve room in the push buffer, read the
+// payload into an aligned buffer packet by packet, forwarding each packet to
+// the next replica as soon as it arrived (pipelined: the chain's last
+// replica receives the first bytes before the client sent the last), check
+// the data's checksum, wait for the downstream's answer, keep the data under
+// its push id and answer.
+func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
+	req := &c.push
+	if err := req.Decode(meta); err != nil {
+		return c.fail(h, wire.StatusBadRequest, "malformed push request")
+	}
+	n := int64(h.PayloadLen)
+	if n == 0 {
+		return c.fail(h, wire.StatusBadRequest, "empty push")
+	}
+	if err := c.s.pushes.reserve(c.s.ctx, n, c.s.opts.PushWait); err != nil {
+		st := wire.StatusBusy
+		if errors.Is(err, errPushTooLarge) {
+			st = wire.StatusTooLarge
+		}
+		return c.fail(h, st, "push of %d bytes: %v (cap %d bytes)", n, err, c.s.opts.PushBufferBytes)
+	}
+	buf := store.GetBuffer(int(n))
+	keep := false
+	defer func() {
+		if !keep {
+			c.s.pushes.release(buf)
+		}
+	}()
+
+	// Open the downstream leg first so forwarding starts with the first packet.
+	var down *peerConn
+	var downAddr string
+	var downErr error
+	var downID uint64
+	if len(req.Downstream) > 0 {
+		downAddr = req.Downstream[0]
+		down, downErr = c.s.peers.get(c.s.ctx, downAddr)
+		if downErr == nil {
+			downID = c.s.peers.reqID.Add(1)
+			fh := wire.Header{Op: wire.OpPush, RequestID: downID, PayloadLen: h.PayloadLen}
+			fwd := wire.PushRequest{ID: req.ID, DataSum: req.DataSum, Downstream: req.Downstream[1:]}
+			down.buf = wire.AppendRequest(down.buf[:0], &fh, nil, &fwd)
+			if _, err := down.nc.Write(down.buf); err != nil {
+				c.s.peers.discard(down)
+				down, downErr = nil, err
+			}
+		}
+	}
+	for got := int64(0); got < n; {
+		m, err := c.nc.Read(buf.B[got:min(got+maxPacketBytes, n)])
+		if m > 0 {
+			if c.s.testPacketHook != nil {
+				c.s.testPacketHook(req.ID, got, int64(m))
+			}
+			if down != nil {
+				if _, werr := down.nc.Write(buf.B[got : got+int64(m)]); werr != nil {
+					c.s.peers.discard(down)
+					down, downErr = nil, werr
+				}
+			}
+			got += int64(m)
+		}
+		if err != nil && got < n {
+			if down != nil {
+				c.s.peers.discard(down)
+			}
+			return fmt.Errorf("push payload: %w", err)
+		}
+	}
+	if xxhash.Sum64(buf.B) != req.DataSum {
+		if down != nil {
+			c.s.peers.discard(down)
+		}
+		return c.replyErr(h, wire.StatusChecksum, "", "pushed data does not match its checksum")
+	}
+	if down != nil {
+		var r peerReply
+		if err := down.readReply(wire.OpPush, downID, &r); err != nil {
+			c.s.peers.discard(down)
+			downErr = err
+		} else {
+			c.s.peers.put(down)
+			if r.status != wire.StatusOK {
+				replica := r.err.Replica
+				if replica == "" {
+					replica = downAddr
+				}
+				return c.replyErr(h, r.status, replica, r.err.Message)
+			}
+		}
+	}
+	if downErr != nil {
+		return c.replyErr(h, wire.StatusUnavailable, downAddr, "forwarding push: "+downErr.Error())
+	}
+	keep = true
+	c.s.pushes.put(req.ID, buf)
+	return c.reply(h, wire.StatusOK, nil, 0)
+}

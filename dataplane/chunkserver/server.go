@@ -1,0 +1,354 @@
+package chunkserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/gfs-go/gfs/control"
+	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/dataclient"
+	"github.com/gfs-go/gfs/dataplane/store"
+	"github.com/gfs-go/gfs/dataplane/wire"
+)
+
+// SendMode selects how read payload goes from the chunk file to the socket.
+type SendMode int
+
+// Send modes.
+const (
+	// SendDefault is the mode measured fastest (see docs/protocol.md).
+	SendDefault SendMode = iota
+	// SendFile uses sendfile(2): no user-space copy of payload.
+	SendFile
+	// SendCopy uses pread(2) into a pooled buffer and write(2).
+	SendCopy
+)
+
+// Options configures a Server. Zero values mean the documented defaults.
+type Options struct {
+	// MasterAddr is the master's HOST:PORT; empty runs standalone (no
+	// registration or heartbeats: tests drive the gRPC service directly).
+	MasterAddr string
+	// Addr is the listen HOST:PORT; port 0 picks a free port.
+	Addr string
+	// Dir holds the chunk store.
+	Dir string
+	// Rack is reported to the master for placement; optional.
+	Rack string
+	// HeartbeatInterval between heartbeats; 0 = 1 s (the master's Register
+	// answer overrides it).
+	HeartbeatInterval time.Duration
+	// PushBufferBytes caps buffered pushed data; 0 = 256 MiB.
+	PushBufferBytes int64
+	// PushTimeout evicts pushed data never written; 0 = 60 s.
+	PushTimeout time.Duration
+	// PushWait is how long a push over the buffer cap waits for space
+	// before being refused with StatusBusy; 0 = 5 s.
+	PushWait time.Duration
+	// LeaseMargin is subtracted from every lease; 0 = 2 s. Capped to a
+	// tenth of the lease.
+	LeaseMargin time.Duration
+	// IOTimeout bounds reading one request and sending one answer, and
+	// calls to other chunkservers; 0 = 30 s.
+	IOTimeout time.Duration
+	// SendMode for read payload; 0 = SendDefault.
+	SendMode SendMode
+	// Store configures the chunk store (its Logger defaults to Logger).
+	Store store.Options
+	// Logger receives the server's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is one chunkserver. Create it with New, run it with Serve, stop
+// it with Close.
+type Server struct {
+	opts        Options
+	log         *slog.Logger
+	store       *store.Store
+	lis         net.Listener
+	addr        string
+	chunkSize   int64
+	leaseMargin time.Duration
+
+	grpc    *grpc.Server
+	grpcLis *chanListener
+	pushes  *pushBuffer
+	leases  leaseTable
+	peers   *peerPool
+	dc      *dataclient.Client // copies from other replicas
+	seqs    seqTable
+	tracker changeTracker
+
+	activeMutations atomic.Int32
+
+	// testPacketHook, when set by a test before Serve, sees every packet
+	// of pushed data as it arrives (id, offset in the push, length).
+	testPacketHook func(id wire.PushID, off, n int64)
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the server starts
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{} // open data connections; guarded by mu
+	serving bool                  // Serve was called; guarded by mu
+	closing bool                  // guarded by mu
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{} // closed when Close starts
+}
+
+// New opens the store and binds the listener. Nothing is served before Serve.
+func New(opts Options) (*Server, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("chunkserver: Options.Dir is required")
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = time.Second
+	}
+	if opts.PushBufferBytes <= 0 {
+		opts.PushBufferBytes = 256 << 20
+	}
+	if opts.PushTimeout <= 0 {
+		opts.PushTimeout = 60 * time.Second
+	}
+	if opts.PushWait <= 0 {
+		opts.PushWait = 5 * time.Second
+	}
+	if opts.LeaseMargin <= 0 {
+		opts.LeaseMargin = 2 * time.Second
+	}
+	if opts.IOTimeout <= 0 {
+		opts.IOTimeout = 30 * time.Second
+	}
+	if opts.SendMode == SendDefault {
+		opts.SendMode = defaultSendMode
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Store.Logger == nil {
+		opts.Store.Logger = log
+	}
+	s := &Server{opts: opts, log: log, conns: make(map[net.Conn]struct{}), done: make(chan struct{})}
+	userOnCorrupt := opts.Store.OnCorrupt
+	opts.Store.OnCorrupt = func(h store.Handle, blocks []int) {
+		s.tracker.changed(h)
+		if userOnCorrupt != nil {
+			userOnCorrupt(h, blocks)
+		}
+	}
+	st, err := store.Open(opts.Dir, opts.Store)
+	if err != nil {
+		return nil, fmt.Errorf("chunkserver: open store: %w", err)
+	}
+	lis, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("chunkserver: listen %s: %w", opts.Addr, err)
+	}
+	s.store = st
+	s.lis = lis
+	s.addr = lis.Addr().String()
+	s.chunkSize = st.ChunkSize()
+	s.leaseMargin = opts.LeaseMargin
+	s.log = log.With("chunkserver", s.addr)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.pushes = newPushBuffer(opts.PushBufferBytes, opts.PushTimeout)
+	s.peers = newPeerPool(opts.IOTimeout)
+	s.dc = dataclient.New(dataclient.Options{Logger: s.log, IOTimeout: opts.IOTimeout})
+	s.leases.init()
+	s.seqs.init()
+	s.tracker.init()
+	s.grpcLis = newChanListener(lis.Addr())
+	s.grpc = grpc.NewServer(control.NewServerOptions(control.ServerOptions{})...)
+	controlpb.RegisterChunkserverServer(s.grpc, &grpcService{s: s})
+	return s, nil
+}
+
+// Addr returns the actual listen address HOST:PORT.
+func (s *Server) Addr() string { return s.addr }
+
+// Store returns the server's chunk store (tests and tools inspect it).
+func (s *Server) Store() *store.Store { return s.store }
+
+// Serve accepts connections, registers with the master and heartbeats
+// until ctx ends or Close is called; it then closes the server and returns
+// nil (or the error that stopped it).
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.serving || s.closing {
+		s.mu.Unlock()
+		return errors.New("chunkserver: Serve called twice or after Close")
+	}
+	s.serving = true
+	s.wg.Add(3)
+	s.mu.Unlock()
+	go func() { defer s.wg.Done(); _ = s.grpc.Serve(s.grpcLis) }()
+	go func() { defer s.wg.Done(); s.acceptLoop() }()
+	go func() { defer s.wg.Done(); s.pushes.evictLoop(s.ctx) }()
+	if s.opts.MasterAddr != "" {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.heartbeatLoop(s.ctx) }()
+	}
+	s.log.Info("chunkserver serving", "dir", s.opts.Dir, "master", s.opts.MasterAddr)
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	}
+	return s.Close()
+}
+
+// Close stops accepting, ends every connection and goroutine the server
+// started, waits for them and closes the store. Safe to call repeatedly.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		close(s.done)
+		s.cancel()
+		s.lis.Close()
+		s.grpcLis.Close()
+		s.grpc.Stop()
+		s.wg.Wait()
+		s.peers.close()
+		s.dc.Close()
+		s.pushes.releaseAll()
+		s.closeErr = s.store.Close()
+	})
+	return s.closeErr
+}
+
+func (s *Server) acceptLoop() {
+	for {
+		nc, err := s.lis.Accept()
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Error("accept failed; listener stops", "err", err)
+			}
+			return
+		}
+		if !s.track(nc) {
+			nc.Close()
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.sniff(nc)
+		}()
+	}
+}
+
+// track registers a data connection so Close can end it; false once
+// closing.
+func (s *Server) track(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[nc] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+}
+
+// http2Preface opens every HTTP/2 (gRPC) connection.
+var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+// sniff reads the first 4 bytes of a connection: the HTTP/2 preface's go
+// to the gRPC server, anything else is served as the data protocol.
+func (s *Server) sniff(nc net.Conn) {
+	var first [4]byte
+	_ = nc.SetReadDeadline(time.Now().Add(s.opts.IOTimeout))
+	if _, err := io.ReadFull(nc, first[:]); err != nil {
+		s.untrack(nc)
+		nc.Close()
+		return
+	}
+	if bytes.Equal(first[:], http2Preface[:4]) {
+		_ = nc.SetReadDeadline(time.Time{})
+		s.untrack(nc) // gRPC owns it now; grpc.Stop closes it
+		if !s.grpcLis.deliver(&prefixConn{Conn: nc, prefix: first[:]}) {
+			nc.Close()
+		}
+		return
+	}
+	defer s.untrack(nc)
+	defer nc.Close()
+	newDataConn(s, nc).serve(first)
+}
+
+// chanListener is the net.Listener gRPC serves: connections come from
+// sniff instead of accept(2).
+type chanListener struct {
+	addr      net.Addr
+	ch        chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// prefixConn replays the bytes sniff consumed before the rest of the stream.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}

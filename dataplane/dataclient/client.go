@@ -1,0 +1,268 @@
+package dataclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/gfs-go/gfs/dataplane/wire"
+)
+
+// Options tunes a Client. The zero value is valid.
+type Options struct {
+	// Logger receives debug logs; nil discards.
+	Logger *slog.Logger
+	// DialTimeout bounds connecting to a chunkserver; 0 = 5 s.
+	DialTimeout time.Duration
+	// IOTimeout bounds one request (send and answer) without the context
+	// saying less; 0 = 30 s.
+	IOTimeout time.Duration
+	// ClientID names this client in push ids; 0 = random per Client. Only
+	// for push ids: it is not a chunk id.
+	ClientID uint64
+	// InlineBytes: mutations up to this size carry their data inside the
+	// write/append request instead of a separate push round; 0 = 64 KiB,
+	// < 0 = always push.
+	InlineBytes int
+	// MaxIdlePerAddr caps pooled idle connections per chunkserver; 0 = 64.
+	MaxIdlePerAddr int
+}
+
+// Client talks the data channel to chunkservers. Safe for concurrent use.
+type Client struct {
+	log         *slog.Logger
+	dialTimeout time.Duration
+	ioTimeout   time.Duration
+	clientID    uint64
+	inline      int
+	maxIdle     int
+
+	seq   atomic.Uint64 // push sequence numbers
+	reqID atomic.Uint64
+
+	mu     sync.Mutex
+	idle   map[string][]*conn // guarded by mu
+	closed bool               // guarded by mu
+}
+
+// New returns a Client with opts.
+func New(opts Options) *Client {
+	c := &Client{
+		log:         opts.Logger,
+		dialTimeout: opts.DialTimeout,
+		ioTimeout:   opts.IOTimeout,
+		clientID:    opts.ClientID,
+		inline:      opts.InlineBytes,
+		maxIdle:     opts.MaxIdlePerAddr,
+		idle:        make(map[string][]*conn),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.dialTimeout <= 0 {
+		c.dialTimeout = 5 * time.Second
+	}
+	if c.ioTimeout <= 0 {
+		c.ioTimeout = 30 * time.Second
+	}
+	for c.clientID == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		c.clientID = binary.LittleEndian.Uint64(b[:])
+	}
+	if c.inline == 0 {
+		c.inline = 64 << 10
+	}
+	if c.maxIdle <= 0 {
+		c.maxIdle = 64
+	}
+	return c
+}
+
+// ClientID returns the id this client puts in its push ids.
+func (c *Client) ClientID() uint64 { return c.clientID }
+
+// Close closes all idle connections; requests in flight finish or fail on
+// their own and their connections are closed instead of pooled.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.closed = true
+	c.mu.Unlock()
+	for _, cs := range idle {
+		for _, cn := range cs {
+			cn.nc.Close()
+		}
+	}
+	return nil
+}
+
+// conn is one pooled connection with its scratch buffers.
+type conn struct {
+	addr string
+	nc   net.Conn
+	hdr  [wire.HeaderSize]byte
+	buf  []byte // request frames and response metadata
+	blk  []byte // one block of scratch for partial blocks of reads
+	dig  *xxhash.Digest
+	rr   wire.ReadResponse
+}
+
+func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if cs := c.idle[addr]; len(cs) > 0 {
+		cn := cs[len(cs)-1]
+		c.idle[addr] = cs[:len(cs)-1]
+		c.mu.Unlock()
+		return cn, nil
+	}
+	c.mu.Unlock()
+	d := net.Dialer{Timeout: c.dialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrUnavailable, err)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return &conn{addr: addr, nc: nc, buf: make([]byte, 0, 4096), dig: xxhash.New()}, nil
+}
+
+// put returns a healthy connection (at a frame boundary) to the pool.
+func (c *Client) put(cn *conn) {
+	_ = cn.nc.SetDeadline(time.Time{})
+	c.mu.Lock()
+	if !c.closed && len(c.idle[cn.addr]) < c.maxIdle {
+		c.idle[cn.addr] = append(c.idle[cn.addr], cn)
+		cn = nil
+	}
+	c.mu.Unlock()
+	if cn != nil {
+		cn.nc.Close()
+	}
+}
+
+// start arms the connection's deadline from ctx and IOTimeout, and makes
+// ctx cancellation unblock its I/O. The returned stop must be called.
+func (c *Client) start(ctx context.Context, cn *conn) (stop func() bool) {
+	dl := time.Now().Add(c.ioTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	_ = cn.nc.SetDeadline(dl)
+	return context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
+}
+
+// ioErr turns an I/O failure on cn into an error, preferring the
+// context's error when it caused the failure.
+func ioErr(ctx context.Context, cn *conn, what string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%s %s: %w", what, cn.addr, cerr)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%s %s: connection closed by peer: %w: %w", what, cn.addr, ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s %s: %w: %w", what, cn.addr, ErrUnavailable, err)
+}
+
+// readResponse reads a response header for request (op, id) and its
+// metadata into cn.buf. A non-OK status is returned as an error after the
+// error metadata was consumed (the connection stays usable; payload of
+// error responses is always empty). fatal says the connection must close.
+func (cn *conn) readResponse(op wire.Op, id uint64) (h wire.Header, meta []byte, err error, fatal bool) {
+	if _, err := io.ReadFull(cn.nc, cn.hdr[:]); err != nil {
+		return h, nil, err, true
+	}
+	h, err = wire.DecodeHeader(cn.hdr[:])
+	if err != nil {
+		return h, nil, fmt.Errorf("%w: response header from %s: %w", ErrProtocol, cn.addr, err), true
+	}
+	if h.Op != op || h.RequestID != id || h.Flags&wire.FlagResponse == 0 || h.CapLen != 0 {
+		return h, nil, fmt.Errorf("%w: response %v/%d from %s does not match request %v/%d", ErrProtocol, h.Op, h.RequestID, cn.addr, op, id), true
+	}
+	if cap(cn.buf) < int(h.MetaLen) {
+		cn.buf = make([]byte, h.MetaLen)
+	}
+	meta = cn.buf[:h.MetaLen]
+	if _, err := io.ReadFull(cn.nc, meta); err != nil {
+		return h, nil, err, true
+	}
+	if h.Status != wire.StatusOK {
+		var e wire.ErrorResponse
+		if h.PayloadLen != 0 || e.Decode(meta) != nil {
+			return h, nil, fmt.Errorf("%w: malformed error response from %s", ErrProtocol, cn.addr), true
+		}
+		return h, nil, responseError(cn.addr, h.Status, &e), false
+	}
+	return h, meta, nil, false
+}
+
+type appender interface{ Append([]byte) []byte }
+
+// roundTrip sends a request with metadata m and payload (may be nil) and
+// reads the OK response's metadata into out (nil when none is expected).
+// Used for everything but reads, whose responses carry payload.
+func (c *Client) roundTrip(ctx context.Context, addr string, op wire.Op, flags uint16, m appender, payload []byte, out interface{ Decode([]byte) error }) error {
+	cn, err := c.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	stop := c.start(ctx, cn)
+	defer stop()
+	id := c.reqID.Add(1)
+	h := wire.Header{Op: op, Flags: flags, RequestID: id, PayloadLen: uint32(len(payload))}
+	cn.buf = wire.AppendRequest(cn.buf[:0], &h, nil, m)
+	bufs := net.Buffers{cn.buf}
+	if len(payload) > 0 {
+		bufs = append(bufs, payload)
+	}
+	if _, werr := bufs.WriteTo(cn.nc); werr != nil {
+		// The server may have refused the request before reading all of
+		// it (busy, too large): its answer explains better than EPIPE.
+		_ = cn.nc.SetReadDeadline(time.Now().Add(time.Second))
+		if _, _, rerr, _ := cn.readResponse(op, id); rerr != nil && !isIOError(rerr) {
+			cn.nc.Close()
+			return rerr
+		}
+		cn.nc.Close()
+		return ioErr(ctx, cn, op.String(), werr)
+	}
+	_, meta, err, fatal := cn.readResponse(op, id)
+	if fatal {
+		cn.nc.Close()
+		if errors.Is(err, ErrProtocol) {
+			return err
+		}
+		return ioErr(ctx, cn, op.String(), err)
+	}
+	if err == nil && out != nil {
+		if derr := out.Decode(meta); derr != nil {
+			cn.nc.Close()
+			return fmt.Errorf("%w: %v response from %s: %w", ErrProtocol, op, addr, derr)
+		}
+	}
+	c.put(cn)
+	return err
+}
+
+// isIOError reports whether err came from the connection rather than from
+// a decoded response.
+func isIOError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}

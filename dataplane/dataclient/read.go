@@ -1,0 +1,166 @@
+package dataclient
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/gfs-go/gfs/dataplane/wire"
+)
+
+// BlockSize is the checksum block: one xxhash64 per 64 KiB of chunk.
+const BlockSize = 64 << 10
+
+// maxReadPiece bounds one read request: its block-aligned range (up to a
+// block more on each side) stays under wire.MaxPayload, and a large read
+// costs one round trip per 16 MiB.
+const maxReadPiece = 16 << 20
+
+// Read reads len(p) bytes of chunk h (at version v; 0 skips the check) from
+// off on replica addr, verifying every block's xxhash64 against the
+// checksums the server sent. Returns n < len(p) with io.EOF at the chunk's
+// end.
+func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, p []byte) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read chunk %x at %d: %w: negative offset", h, off, ErrOutOfRange)
+	}
+	n := 0
+	for n < len(p) {
+		piece := p[n:]
+		if len(piece) > maxReadPiece {
+			piece = piece[:maxReadPiece]
+		}
+		m, err := c.readPiece(ctx, addr, h, v, off+int64(n), piece)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if m < len(piece) {
+			return n, io.EOF
+		}
+	}
+	return n, nil
+}
+
+// readPiece does one read request: the answer is the block-aligned range
+// covering [off, off+len(p)) with its checksums; bytes outside p go to
+// scratch, only to be hashed.
+func (c *Client) readPiece(ctx context.Context, addr string, h, v uint64, off int64, p []byte) (int, error) {
+	cn, err := c.get(ctx, addr)
+	if err != nil {
+		return 0, err
+	}
+	stop := c.start(ctx, cn)
+	defer stop()
+	id := c.reqID.Add(1)
+	hd := wire.Header{Op: wire.OpRead, RequestID: id}
+	req := wire.ReadRequest{Handle: h, Version: v, Offset: off, Length: int64(len(p))}
+	cn.buf = wire.AppendRequest(cn.buf[:0], &hd, nil, &req)
+	if _, err := cn.nc.Write(cn.buf); err != nil {
+		cn.nc.Close()
+		return 0, ioErr(ctx, cn, "read", err)
+	}
+	rh, meta, err, fatal := cn.readResponse(wire.OpRead, id)
+	if fatal {
+		cn.nc.Close()
+		return 0, ioErr(ctx, cn, "read", err)
+	}
+	if err != nil {
+		c.put(cn)
+		return 0, fmt.Errorf("read chunk %x at %d: %w", h, off, err)
+	}
+	n, err := cn.readPayload(h, off, p, meta, int64(rh.PayloadLen))
+	if err != nil {
+		cn.nc.Close()
+		return n, err
+	}
+	c.put(cn)
+	return n, nil
+}
+
+// readPayload checks the read response's metadata against the request,
+// then streams the payload block by block into p (and scratch), verifying
+// each block. It consumes exactly payloadLen bytes unless it fails.
+func (cn *conn) readPayload(h uint64, off int64, p []byte, meta []byte, payloadLen int64) (int, error) {
+	rr := &cn.rr
+	if err := rr.Decode(meta); err != nil {
+		return 0, fmt.Errorf("%w: read response from %s: %w", ErrProtocol, cn.addr, err)
+	}
+	want := int64(len(p))
+	if off >= rr.ChunkLength {
+		want = 0
+	} else if rest := rr.ChunkLength - off; rest < want {
+		want = rest
+	}
+	if want == 0 {
+		if payloadLen != 0 || len(rr.Sums) != 0 {
+			return 0, fmt.Errorf("%w: read past the end from %s carries data", ErrProtocol, cn.addr)
+		}
+		return 0, nil
+	}
+	start := rr.RangeOffset
+	if start%BlockSize != 0 || start > off || start+payloadLen < off+want ||
+		int64(len(rr.Sums)) != (payloadLen+BlockSize-1)/BlockSize || start+payloadLen > rr.ChunkLength {
+		return 0, fmt.Errorf("%w: read range [%d,+%d) with %d sums from %s does not cover [%d,+%d) of chunk length %d",
+			ErrProtocol, start, payloadLen, len(rr.Sums), cn.addr, off, want, rr.ChunkLength)
+	}
+	if cn.blk == nil {
+		cn.blk = make([]byte, BlockSize)
+	}
+	end := off + want // bytes of [off, end) land in p[0:want)
+	for i, sum := range rr.Sums {
+		bs := start + int64(i)*BlockSize
+		be := min(bs+BlockSize, start+payloadLen)
+		var got uint64
+		if bs >= off && be <= end {
+			// Whole block inside p: read and hash in place.
+			seg := p[bs-off : be-off]
+			if _, err := io.ReadFull(cn.nc, seg); err != nil {
+				return 0, ioErr0(cn, err)
+			}
+			got = xxhash.Sum64(seg)
+		} else {
+			// Block straddles p's edges: pieces before off and after end
+			// go to scratch, the rest into p; hash the pieces in order.
+			cn.dig.Reset()
+			pos := bs
+			for pos < be {
+				var seg []byte
+				switch {
+				case pos < off:
+					seg = cn.blk[:min(off, be)-pos]
+				case pos < end:
+					seg = p[pos-off : min(end, be)-off]
+				default:
+					seg = cn.blk[:be-pos]
+				}
+				if _, err := io.ReadFull(cn.nc, seg); err != nil {
+					return 0, ioErr0(cn, err)
+				}
+				_, _ = cn.dig.Write(seg)
+				pos += int64(len(seg))
+			}
+			got = cn.dig.Sum64()
+		}
+		if got != sum {
+			return 0, &ChecksumError{Addr: cn.addr, Handle: h, Block: bs / BlockSize}
+		}
+	}
+	return int(want), nil
+}
+
+func ioErr0(cn *conn, err error) error {
+	return fmt.Errorf("read payload from %s: %w: %w", cn.addr, ErrUnavailable, err)
+}
+
+// Length returns the replica's current length of chunk h (at version v; 0
+// skips the check).
+func (c *Client) Length(ctx context.Context, addr string, h, v uint64) (int64, error) {
+	var resp wire.LengthResponse
+	if err := c.roundTrip(ctx, addr, wire.OpLength, 0, &wire.LengthRequest{Handle: h, Version: v}, nil, &resp); err != nil {
+		return 0, fmt.Errorf("length of chunk %x: %w", h, err)
+	}
+	return resp.Length, nil
+}
