@@ -101,7 +101,6 @@ func (t *changeTracker) changed(h store.Handle) {
 	t.mu.Unlock()
 }
 
-
 // mutatedChunk notes a mutation applied to h (as primary or secondary).
 func (t *changeTracker) mutatedChunk(h store.Handle) {
 	t.mu.Lock()

@@ -30,9 +30,9 @@ type pushBuffer struct {
 	ttl      time.Duration
 
 	mu      sync.Mutex
-	used    int64                    // reserved bytes; guarded by mu
-	entries map[wire.PushID]*pushed  // guarded by mu
-	freed   chan struct{}            // closed and replaced when space frees; guarded by mu
+	used    int64                   // reserved bytes; guarded by mu
+	entries map[wire.PushID]*pushed // guarded by mu
+	freed   chan struct{}           // closed and replaced when space frees; guarded by mu
 }
 
 func newPushBuffer(capBytes int64, ttl time.Duration) *pushBuffer {
