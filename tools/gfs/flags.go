@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -140,4 +141,22 @@ func (t *timerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&t.heartbeatInterval, "heartbeat", 0, "chunkserver heartbeat interval (0 = 1s)")
 	fs.DurationVar(&t.deadAfter, "dead-after", 0, "chunkserver declared dead after this long without heartbeat (0 = 10 heartbeats)")
 	fs.DurationVar(&t.gcGrace, "gc-grace", 0, "deleted files are reclaimed after this long (0 = 1h)")
+}
+
+// newQuietLogger logs warnings and errors only, unless verbose.
+func newQuietLogger(stdio IO, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stdio.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// newLogger returns a text logger on stderr.
+func newLogger(stdio IO, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stdio.Stderr, &slog.HandlerOptions{Level: level}))
 }

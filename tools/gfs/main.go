@@ -40,6 +40,17 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 
 func commands() map[string]command {
 	return map[string]command{
+		"chunkserver":      {run: cmdChunkserver, usage: "run a chunkserver daemon"},
+		"put":              {run: cmdPut, usage: "copy a local file (- for stdin) into GFS"},
+		"get":              {run: cmdGet, usage: "copy a GFS file to a local file (- for stdout)"},
+		"cat":              {run: cmdCat, usage: "print a GFS file (-records: its appended records)"},
+		"ls":               {run: cmdLs, usage: "list a directory"},
+		"mkdir":            {run: cmdMkdir, usage: "create a directory"},
+		"mv":               {run: cmdMv, usage: "rename a file or directory"},
+		"rm":               {run: cmdRm, usage: "delete a file or directory"},
+		"stat":             {run: cmdStat, usage: "describe a file (-chunks: with its chunks and replicas)"},
+		"append":           {run: cmdAppend, usage: "record-append stdin as one record, print its offset"},
+		"fsck":             {run: cmdFsck, usage: "report missing, under-replicated and corrupt chunks"},
 		"bench":            {run: cmdBench, usage: "run the benchmark suite (embedded cluster unless -master)"},
 		"bench-relay-node": {run: cmdBenchRelayNode, hidden: true},
 	}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/gfs-go/gfs/client"
+)
+
+// masterFlag registers -master on a client subcommand's flag set.
+func masterFlag(fs *flag.FlagSet) *string {
+	return fs.String("master", "", "master address HOST:PORT (default $GFS_MASTER)")
+}
+
+// dial connects to the master named by -master or GFS_MASTER.
+func dial(ctx context.Context, master string, stdio IO) (*client.Client, error) {
+	if master == "" && stdio.Getenv != nil {
+		master = stdio.Getenv("GFS_MASTER")
+	}
+	if master == "" {
+		return nil, errors.New("no master: pass -master HOST:PORT or set GFS_MASTER")
+	}
+	return client.Dial(ctx, master, client.Options{})
+}
+
+// printJSON writes v as indented JSON followed by a newline.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress draws a one-line progress bar on a terminal; it draws nothing
+// when disabled.
+type progress struct {
+	w       io.Writer
+	enabled bool
+	label   string
+	total   int64 // < 0 when unknown
+	done    int64
+	start   time.Time
+	last    time.Time
+}
+
+// newProgress returns a progress bar drawn on stderr when stdout is a
+// terminal, and a silent one otherwise.
+func newProgress(stdio IO, label string, total int64) *progress {
+	return &progress{w: stdio.Stderr, enabled: isTerminal(stdio.Stdout) && isTerminal(stdio.Stderr), label: label, total: total, start: time.Now()}
+}
+
+func (p *progress) add(n int64) {
+	p.done += n
+	if !p.enabled {
+		return
+	}
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		p.draw()
+	}
+}
+
+func (p *progress) draw() {
+	secs := time.Since(p.start).Seconds()
+	rate := ""
+	if secs > 0 {
+		rate = formatSize(int64(float64(p.done)/secs)) + "/s"
+	}
+	if p.total <= 0 {
+		fmt.Fprintf(p.w, "\r%s %s %s\x1b[K", p.label, formatSize(p.done), rate)
+		return
+	}
+	const width = 30
+	filled := int(float64(width) * float64(p.done) / float64(p.total))
+	filled = min(max(filled, 0), width)
+	bar := make([]byte, width)
+	for i := range bar {
+		if i < filled {
+			bar[i] = '='
+		} else {
+			bar[i] = ' '
+		}
+	}
+	fmt.Fprintf(p.w, "\r%s [%s] %3.0f%% %s / %s %s\x1b[K", p.label, bar, 100*float64(p.done)/float64(p.total),
+		formatSize(p.done), formatSize(p.total), rate)
+}
+
+// finish draws the final state and ends the line.
+func (p *progress) finish() {
+	if !p.enabled {
+		return
+	}
+	p.draw()
+	fmt.Fprintln(p.w)
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gfs-go/gfs/dataplane/chunkserver"
+)
+
+// cmdChunkserver runs a chunkserver daemon until SIGINT/SIGTERM.
+func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
+	fs := newFlagSet("chunkserver", "", stdio)
+	var opts chunkserver.Options
+	fs.StringVar(&opts.MasterAddr, "master", "", "master address HOST:PORT (default $GFS_MASTER)")
+	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:0", "listen address HOST:PORT for the data and control channels")
+	fs.StringVar(&opts.Dir, "dir", "", "chunk store directory (required)")
+	fs.StringVar(&opts.Rack, "rack", "", "rack name for placement (optional)")
+	fs.Var(sizeFlag{&opts.PushBufferBytes}, "push-buffer", "cap on buffered pushed data (0 = 256 MiB)")
+	fs.DurationVar(&opts.PushTimeout, "push-timeout", 0, "pushed data never written is dropped after (0 = 60s)")
+	fs.DurationVar(&opts.LeaseMargin, "lease-margin", 0, "safety margin subtracted from leases (0 = 2s, capped to lease/10)")
+	fs.Var(sizeFlag{&opts.Store.ChunkSize}, "chunk-size", "maximum chunk size (0 = 64 MiB; the master's value wins)")
+	fs.Var(sizeFlag{&opts.Store.ScrubRate}, "scrub-rate", "bytes/s the scrubber verifies (0 = 32 MiB/s)")
+	fs.DurationVar(&opts.Store.ScrubIdle, "scrub-idle", 0, "a chunk is scrubbed after this long without writes (0 = 30s)")
+	var timers timerFlags
+	fs.DurationVar(&timers.heartbeatInterval, "heartbeat", 0, "heartbeat interval (0 = 1s; the master's value wins)")
+	verbose := fs.Bool("v", false, "log at debug level")
+	if err := parseFlags(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if opts.MasterAddr == "" && stdio.Getenv != nil {
+		opts.MasterAddr = stdio.Getenv("GFS_MASTER")
+	}
+	if opts.MasterAddr == "" || opts.Dir == "" {
+		fmt.Fprintln(stdio.Stderr, "gfs chunkserver: -master (or GFS_MASTER) and -dir are required")
+		fs.Usage()
+		return &ExitError{Code: 2}
+	}
+	opts.HeartbeatInterval = timers.heartbeatInterval
+	opts.Logger = newLogger(stdio, *verbose).With("node", "chunkserver")
+	s, err := chunkserver.New(opts)
+	if err != nil {
+		return err
+	}
+	opts.Logger.Info("chunkserver serving", "addr", s.Addr(), "dir", opts.Dir, "master", opts.MasterAddr)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	select {
+	case <-ctx.Done():
+		opts.Logger.Info("chunkserver shutting down")
+	case err = <-done:
+		done <- err
+	}
+	cerr := s.Close()
+	serr := <-done
+	if serr != nil && !errors.Is(serr, context.Canceled) {
+		return errors.Join(serr, cerr)
+	}
+	return cerr
+}
