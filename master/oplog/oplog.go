@@ -86,7 +86,11 @@ type Ticket struct {
 }
 
 // Wait blocks until the record is durable (nil) or its write failed.
+// The zero Ticket is already durable.
 func (t Ticket) Wait() error {
+	if t.b == nil {
+		return nil
+	}
 	<-t.b.done
 	return t.b.err
 }

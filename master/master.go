@@ -1,0 +1,289 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/gfs-go/gfs/control"
+	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/master/oplog"
+)
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("master: closed")
+
+// Master is the GFS master: namespace, chunk table, leases, op log,
+// re-replication and garbage collection, served over gRPC (controlpb.Master).
+type Master struct {
+	controlpb.UnimplementedMasterServer
+
+	opts  Options
+	log   *slog.Logger
+	clock Clock
+	oplog *oplog.Log
+	locks *lockTable
+	srv   *grpc.Server
+
+	mu            sync.RWMutex // guards the fields below
+	st            *state
+	nextHandle    uint64       // next handle to hand out; < st.ceiling when usable
+	reserveTicket oplog.Ticket // durability of the current handle reservation
+	servers       []*server
+	byAddr        map[string]serverID
+	leases        map[uint64]*lease
+	granting      map[uint64]chan struct{} // chunks whose lease/version change is in flight
+	allocating    map[uint64]struct{}      // handles created on chunkservers, not yet in the table
+	needCheck     map[uint64]struct{}      // chunks whose replica count may be off target
+	copies        map[uint64]*copyJob      // re-replication copies in flight, by chunk
+	graceUntil    time.Time                // no lease granted or extended before (restart)
+	settleUntil   time.Time                // no re-replication before (servers still registering)
+	sinceCkpt     int                      // records appended since the last checkpoint
+	broken        error                    // op log failed: no more mutations
+
+	connMu sync.Mutex // guards conns
+	conns  map[string]*grpc.ClientConn
+
+	kick      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// lease is the master's view of a chunk's lease. expiry is conservative: it
+// is counted from when the master received the primary's answer (or
+// processed its extension), so it is never before the primary's own expiry.
+type lease struct {
+	primary   serverID
+	version   uint64
+	expiry    time.Time
+	confirmed bool // the primary acknowledged; unconfirmed = grant outcome unknown
+}
+
+// New recovers the master's state from opts.Dir and starts its maintenance
+// loop. Serve answers calls; Close stops everything.
+func New(opts Options) (*Master, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st := newState()
+	lg, err := oplog.Open(opts.Dir, oplog.Options{Logger: opts.Logger}, oplog.Replayer{
+		Checkpoint: st.apply,
+		Record:     func(_ uint64, rec []byte) error { return st.apply(rec) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("master: recover %s: %w", opts.Dir, err)
+	}
+	now := opts.Clock.Now()
+	m := &Master{
+		opts:        opts,
+		log:         opts.Logger,
+		clock:       opts.Clock,
+		oplog:       lg,
+		locks:       newLockTable(),
+		st:          st,
+		nextHandle:  st.ceiling,
+		byAddr:      make(map[string]serverID),
+		leases:      make(map[uint64]*lease),
+		granting:    make(map[uint64]chan struct{}),
+		allocating:  make(map[uint64]struct{}),
+		needCheck:   make(map[uint64]struct{}),
+		copies:      make(map[uint64]*copyJob),
+		graceUntil:  now.Add(opts.LeaseTTL),
+		settleUntil: now.Add(opts.DeadAfter),
+		conns:       make(map[string]*grpc.ClientConn),
+		kick:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+	}
+	for h, c := range st.chunks {
+		if c.flags&chunkTrashed == 0 {
+			m.needCheck[h] = struct{}{}
+		}
+	}
+	m.srv = grpc.NewServer(append(control.NewServerOptions(control.ServerOptions{TLS: nil}), grpc.WaitForHandlers(true))...)
+	controlpb.RegisterMasterServer(m.srv, m)
+	m.log.Info("master recovered", "dir", opts.Dir, "files", len(st.nodes), "chunks", len(st.chunks), "seq", lg.Seq())
+	m.wg.Add(1)
+	go m.loop()
+	return m, nil
+}
+
+// Serve answers control calls on lis until Close. It returns nil after Close.
+func (m *Master) Serve(lis net.Listener) error {
+	select {
+	case <-m.stop:
+		lis.Close()
+		return ErrClosed
+	default:
+	}
+	err := m.srv.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Close stops serving (waiting for running calls), stops the maintenance
+// loop, closes connections to chunkservers and the op log.
+func (m *Master) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		m.srv.Stop()
+		m.wg.Wait()
+		m.connMu.Lock()
+		for _, cc := range m.conns {
+			cc.Close()
+		}
+		m.conns = nil
+		m.connMu.Unlock()
+		m.closeErr = m.oplog.Close()
+	})
+	return m.closeErr
+}
+
+var errBroken = status.Error(codes.Unavailable, "master: op log failed; restart the master")
+
+// applyLocked applies rec to the state and appends it to the op log, in that
+// order and both under m.mu (write), so the log order is the apply order.
+// The caller waits on the ticket (without m.mu) before acknowledging.
+func (m *Master) applyLocked(rec []byte) (oplog.Ticket, error) {
+	if m.broken != nil {
+		return oplog.Ticket{}, errBroken
+	}
+	if err := m.st.apply(rec); err != nil {
+		return oplog.Ticket{}, err
+	}
+	t, err := m.oplog.Append(rec)
+	if err != nil {
+		// Applied but not logged: nothing more may be acknowledged.
+		m.broken = err
+		m.log.Error("op log append failed", "err", err)
+		return oplog.Ticket{}, errBroken
+	}
+	m.sinceCkpt++
+	if m.sinceCkpt >= m.opts.CheckpointEvery {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+	return t, nil
+}
+
+// waitDurable waits for t; on failure the master stops acknowledging.
+func (m *Master) waitDurable(t oplog.Ticket) error {
+	if err := t.Wait(); err != nil {
+		m.mu.Lock()
+		if m.broken == nil {
+			m.broken = err
+			m.log.Error("op log write failed", "err", err)
+		}
+		m.mu.Unlock()
+		return errBroken
+	}
+	return nil
+}
+
+// commit applies and logs rec and waits until it is durable.
+func (m *Master) commit(rec []byte) error {
+	m.mu.Lock()
+	t, err := m.applyLocked(rec)
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return m.waitDurable(t)
+}
+
+func (m *Master) nowMs() int64 { return m.clock.Now().UnixMilli() }
+
+// loop runs maintenance every heartbeat interval and checkpoints when asked.
+func (m *Master) loop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.maintain()
+		case <-m.kick:
+		}
+		m.mu.RLock()
+		due := m.sinceCkpt >= m.opts.CheckpointEvery && m.broken == nil
+		m.mu.RUnlock()
+		if due {
+			if err := m.checkpoint(); err != nil {
+				m.log.Error("checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// checkpoint writes the state as of now aside and cuts the log (GFS 2.6.3).
+// The snapshot is taken under m.mu so it is exactly the state after the
+// last logged record.
+func (m *Master) checkpoint() error {
+	var recs [][]byte
+	m.mu.Lock()
+	ck, err := m.oplog.StartCheckpoint()
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	err = m.st.snapshot(func(r []byte) error { recs = append(recs, r); return nil })
+	m.sinceCkpt = 0
+	m.mu.Unlock()
+	if err != nil {
+		ck.Abort()
+		return err
+	}
+	for _, r := range recs {
+		if err := ck.Add(r); err != nil {
+			ck.Abort()
+			return err
+		}
+	}
+	if err := ck.Commit(); err != nil {
+		return err
+	}
+	m.log.Info("checkpoint written", "seq", ck.Seq, "records", len(recs))
+	return nil
+}
+
+// chunkserver returns a client of the Chunkserver service at addr.
+func (m *Master) chunkserver(addr string) (controlpb.ChunkserverClient, error) {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	if m.conns == nil {
+		return nil, ErrClosed
+	}
+	cc := m.conns[addr]
+	if cc == nil {
+		var err error
+		cc, err = control.Dial(addr, m.opts.Dial)
+		if err != nil {
+			return nil, err
+		}
+		m.conns[addr] = cc
+	}
+	return controlpb.NewChunkserverClient(cc), nil
+}
+
+// rpcContext bounds a call to a chunkserver. It is detached from the
+// client's context: a client giving up must not leave a version bump or a
+// lease grant half done (that would drop healthy replicas).
+func (m *Master) rpcContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), m.opts.RPCTimeout)
+}

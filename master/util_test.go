@@ -1,0 +1,5 @@
+package master
+
+import "sort"
+
+func sortStrings(s []string) { sort.Strings(s) }
