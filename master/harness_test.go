@@ -203,18 +203,21 @@ type fakeCS struct {
 	mc    controlpb.MasterClient
 	clock *fakeClock
 
-	mu           sync.Mutex
-	chunks       map[uint64]*fakeChunk
-	changed      map[uint64]bool
-	removed      map[uint64]bool
-	extend       map[uint64]bool // handles to ask extensions for
-	capacity     int64
-	free         int64
-	failVersion  bool
-	deleted      []uint64
-	revoked      []uint64
-	closed       bool
-	lastExtended map[uint64]int64
+	mu          sync.Mutex
+	chunks      map[uint64]*fakeChunk
+	changed     map[uint64]bool
+	removed     map[uint64]bool
+	extend      map[uint64]bool // handles to ask extensions for
+	capacity    int64
+	free        int64
+	failVersion bool
+	// loseGrantAnswer: accept GrantLease, then answer with an error (the
+	// answer was lost).
+	loseGrantAnswer bool
+	deleted         []uint64
+	revoked         []uint64
+	closed          bool
+	lastExtended    map[uint64]int64
 }
 
 type fakeChunk struct {
@@ -284,12 +287,16 @@ func (cs *fakeCS) SetVersion(ctx context.Context, req *controlpb.SetVersionReque
 func (cs *fakeCS) GrantLease(ctx context.Context, req *controlpb.GrantLeaseRequest) (*controlpb.GrantLeaseResponse, error) {
 	cs.mu.Lock()
 	c := cs.chunks[req.Handle]
+	lose := cs.loseGrantAnswer
 	cs.mu.Unlock()
 	if c == nil || c.version != req.Version {
 		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION, "chunk %x not at version %d", req.Handle, req.Version)
 	}
 	now := cs.clock.Now()
 	cs.e.grants.add(grantRec{handle: req.Handle, server: cs.addr, version: req.Version, from: now, to: now.Add(time.Duration(req.LeaseMs) * time.Millisecond)})
+	if lose {
+		return nil, errors.New("injected: grant answer lost")
+	}
 	return &controlpb.GrantLeaseResponse{}, nil
 }
 

@@ -242,7 +242,7 @@ func (m *Master) rebalanceLocked(now time.Time) {
 			return
 		}
 		if c.flags&chunkTrashed != 0 || !c.hasReplica(full.id) || len(c.replicas) < int(c.repl) ||
-			m.copies[h] != nil || m.leasedLocked(h, now) || c.hasReplica(empty.id) {
+			m.copies[h] != nil || m.leasedLocked(h, now) {
 			continue
 		}
 		if m.scheduleCopyLocked(h, c, now, true, -1) {

@@ -1,0 +1,283 @@
+package master
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gfs-go/gfs/control/controlpb"
+)
+
+func (cs *fakeCS) wasDeleted(h uint64) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return slices.Contains(cs.deleted, h)
+}
+
+// TestStaleReplica: a chunkserver down during a version bump comes back with
+// the old version: excluded from lookups and leases, and told to delete it.
+func TestStaleReplica(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	var css []*fakeCS
+	for i := 0; i < 3; i++ {
+		css = append(css, e.addCS(""))
+	}
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, true, true)
+	// One secondary goes silent and is declared dead.
+	var down *fakeCS
+	for _, cs := range css {
+		if cs.addr != loc.Primary {
+			down = cs
+			break
+		}
+	}
+	e.clock.Advance(61 * time.Second)
+	for _, cs := range css {
+		if cs != down {
+			cs.hb()
+		}
+	}
+	e.m.maintain()
+	l := e.mustLookup("/f", 0, true, false) // new lease: version 2 on the two live ones
+	if l.Version != 2 || len(l.Replicas) != 2 || slices.Contains(l.Replicas, down.addr) {
+		t.Fatalf("after bump without %s: %+v", down.addr, l)
+	}
+	// It comes back still at version 1 (re-registers with a full report).
+	if resp := down.hb(); !resp.Reregister {
+		t.Fatalf("dead server not asked to re-register: %+v", resp)
+	}
+	l = e.mustLookup("/f", 0, false, false)
+	if slices.Contains(l.Replicas, down.addr) {
+		t.Fatalf("stale replica listed: %+v", l)
+	}
+	down.hb()
+	if !down.wasDeleted(loc.Handle) {
+		t.Fatalf("stale replica on %s not told to delete", down.addr)
+	}
+	if _, ok := down.has(loc.Handle); ok {
+		t.Fatal("stale chunk still on the server")
+	}
+}
+
+// TestReReplication: a dead replica's chunks are copied to another server,
+// fewest replicas first, bounded per server; the new copy counts once it is
+// reported.
+func TestReReplication(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxCopiesPerServer = 1 })
+	e.pastGrace()
+	var css []*fakeCS
+	for i := 0; i < 3; i++ {
+		css = append(css, e.addCS(""))
+	}
+	e.create("/a", 3)
+	e.create("/b", 2)
+	la := e.mustLookup("/a", 0, false, true)
+	lb := e.mustLookup("/b", 0, false, true)
+	spare := e.addCS("")
+	// Kill a server holding both chunks.
+	var victim *fakeCS
+	for _, cs := range css {
+		if slices.Contains(la.Replicas, cs.addr) && slices.Contains(lb.Replicas, cs.addr) {
+			victim = cs
+			break
+		}
+	}
+	victim.close()
+	e.clock.Advance(11 * time.Second)
+	e.hbAll()
+	e.m.maintain()
+	// /b now has 1 of 2 replicas, /a 2 of 3: /b is more urgent. With one
+	// copy per server in flight, only one copy can go to the spare now.
+	resp := spare.hb()
+	if len(resp.Copy) != 1 || resp.Copy[0].Handle != lb.Handle {
+		t.Fatalf("first copy command: %+v (want chunk %x first)", resp.Copy, lb.Handle)
+	}
+	spare.hb() // reports the copy
+	e.m.maintain()
+	spare.hb() // receives the second copy command
+	spare.hb() // reports it
+	for _, h := range []uint64{la.Handle, lb.Handle} {
+		if _, ok := spare.has(h); !ok {
+			t.Fatalf("spare lacks chunk %x", h)
+		}
+	}
+	a := e.mustLookup("/a", 0, false, false)
+	b := e.mustLookup("/b", 0, false, false)
+	if len(a.Replicas) != 3 || len(b.Replicas) != 2 || !slices.Contains(a.Replicas, spare.addr) {
+		t.Fatalf("after re-replication: a=%v b=%v", a.Replicas, b.Replicas)
+	}
+}
+
+// TestGarbageCollection: deleted files' chunks are deleted after the grace
+// period; chunks no file knows (orphans) are deleted when reported.
+func TestGarbageCollection(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	cs := e.addCS("")
+	e.create("/keep", 1)
+	e.create("/gone", 1)
+	keep := e.mustLookup("/keep", 0, false, true)
+	gone := e.mustLookup("/gone", 0, false, true)
+	if _, err := e.mc.Delete(e.ctx(), &controlpb.DeleteRequest{Path: "/gone"}); err != nil {
+		t.Fatal(err)
+	}
+	e.m.maintain()
+	cs.hb()
+	if cs.wasDeleted(gone.Handle) {
+		t.Fatal("chunk deleted before the grace period")
+	}
+	e.clock.Advance(61 * time.Second)
+	cs.hb()
+	e.m.maintain()
+	cs.hb()
+	if !cs.wasDeleted(gone.Handle) || cs.wasDeleted(keep.Handle) {
+		t.Fatalf("after grace: deleted %v", cs.deleted)
+	}
+	// Orphan: a chunk the master never recorded.
+	cs.mu.Lock()
+	cs.chunks[999999] = &fakeChunk{version: 3}
+	cs.changed[999999] = true
+	cs.mu.Unlock()
+	cs.hb()
+	cs.hb()
+	if !cs.wasDeleted(999999) {
+		t.Fatal("orphan chunk not deleted")
+	}
+	// The reclaim survives a restart: the handle stays unknown.
+	e.restartMaster()
+	e.m.mu.RLock()
+	_, known := e.m.st.chunks[gone.Handle]
+	e.m.mu.RUnlock()
+	if known {
+		t.Fatal("reclaimed chunk known again after restart")
+	}
+}
+
+// TestReportBadReplica drops the replica, deletes it and re-replicates.
+func TestReportBadReplica(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	bad := e.css[loc.Replicas[0]]
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: bad.addr, Reason: "checksum"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: 12345678, Replica: bad.addr}); !isCode(err, controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK) {
+		t.Fatalf("unknown chunk report = %v", err)
+	}
+	if l := e.mustLookup("/f", 0, false, false); slices.Contains(l.Replicas, bad.addr) {
+		t.Fatalf("bad replica still listed: %v", l.Replicas)
+	}
+	bad.hb()
+	if !bad.wasDeleted(loc.Handle) {
+		t.Fatal("bad replica not deleted")
+	}
+	e.m.maintain()
+	e.hbAll()
+	e.hbAll()
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 2 {
+		t.Fatalf("not re-replicated: %v", l.Replicas)
+	}
+}
+
+// TestAdoptHigherVersion: a replica reporting a newer version than the
+// master knows (master died mid-grant) makes the master adopt and persist it.
+func TestAdoptHigherVersion(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	a, b := e.addCS(""), e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	a.mu.Lock()
+	a.chunks[loc.Handle].version = 5
+	a.changed[loc.Handle] = true
+	a.mu.Unlock()
+	a.hb()
+	l := e.mustLookup("/f", 0, false, false)
+	if l.Version != 5 || !slices.Equal(l.Replicas, []string{a.addr}) {
+		t.Fatalf("after adoption: %+v", l)
+	}
+	b.hb()
+	if !b.wasDeleted(loc.Handle) {
+		t.Fatal("old-version replica not deleted")
+	}
+	e.restartMaster()
+	e.hbAll()
+	if l := e.mustLookup("/f", 0, false, false); l.Version != 5 {
+		t.Fatalf("adopted version not durable: %+v", l)
+	}
+}
+
+// TestHandlesNeverReused: handles keep growing across restarts.
+func TestHandlesNeverReused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addCS("")
+	seen := map[uint64]bool{}
+	var last uint64
+	for round := 0; round < 3; round++ {
+		name := "/f" + string(rune('a'+round))
+		e.create(name, 1)
+		for i := int64(0); i < 3; i++ {
+			l := e.mustLookup(name, i, false, true)
+			if seen[l.Handle] || l.Handle <= last {
+				t.Fatalf("handle %x reused or not increasing (last %x)", l.Handle, last)
+			}
+			seen[l.Handle], last = true, l.Handle
+		}
+		e.restartMaster()
+		e.hbAll()
+	}
+}
+
+// TestPlacementAcrossRacks: replicas of a chunk go to distinct racks when
+// possible.
+func TestPlacementAcrossRacks(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, r := range []string{"r1", "r1", "r1", "r2", "r2", "r3"} {
+		e.addCS(r)
+	}
+	e.create("/f", 3)
+	for i := int64(0); i < 10; i++ {
+		l := e.mustLookup("/f", i, false, true)
+		racks := map[string]bool{}
+		for _, a := range l.Replicas {
+			racks[e.css[a].rack] = true
+		}
+		if len(l.Replicas) != 3 || len(racks) != 3 {
+			t.Fatalf("chunk %d on %v: racks %v", i, l.Replicas, racks)
+		}
+	}
+}
+
+// TestRebalance: a full chunkserver gets a chunk moved off it.
+func TestRebalance(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	a, b := e.addCS(""), e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	c := e.addCS("")
+	a.mu.Lock()
+	a.free = a.capacity / 20 // 95% full
+	a.mu.Unlock()
+	e.clock.Advance(61 * time.Second)
+	e.hbAll()
+	e.m.maintain()
+	c.hb() // copy command
+	c.hb() // report
+	e.m.maintain()
+	a.hb()
+	if !a.wasDeleted(loc.Handle) {
+		t.Fatalf("chunk not moved off the full server (deleted: %v)", a.deleted)
+	}
+	l := e.mustLookup("/f", 0, false, false)
+	if len(l.Replicas) != 2 || !slices.Contains(l.Replicas, c.addr) || !slices.Contains(l.Replicas, b.addr) {
+		t.Fatalf("after rebalance: %v", l.Replicas)
+	}
+}
