@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
@@ -73,11 +74,11 @@ func (s *Store) readLocked(c *chunk, p []byte, off int64) (n int, bad int, err e
 				e = reqEnd // the chunk's last, partial block ends on a sector
 			}
 			if e > bs {
-				dst := p[bs-off : e-off]
-				if err := s.readAligned(c, dst, bs); err != nil {
+				b, err := s.readVerify(c, p[bs-off:e-off], bs, e)
+				if err != nil {
 					return int(pos - off), bad, ioError(err)
 				}
-				if b, ok := verifyBlocks(c, dst, bs, e); !ok {
+				if b >= 0 {
 					bad = b
 					return int(int64(b)*BlockSize - off), bad, &ChecksumError{Handle: c.h, Block: b}
 				}
@@ -91,10 +92,11 @@ func (s *Store) readLocked(c *chunk, p []byte, off int64) (n int, bad int, err e
 		}
 		e := min(bs+int64(len(stage.B)), alignUp(reqEnd, BlockSize), length)
 		buf := stage.B[:alignUp(e-bs, s.align)]
-		if err := s.readAligned(c, buf, bs); err != nil {
+		b, err := s.readVerify(c, buf, bs, e)
+		if err != nil {
 			return int(pos - off), bad, ioError(err)
 		}
-		if b, ok := verifyBlocks(c, buf[:e-bs], bs, e); !ok {
+		if b >= 0 {
 			bs2 := int64(b) * BlockSize
 			if bs2 > pos {
 				copy(p[pos-off:bs2-off], buf[pos-bs:bs2-bs])
@@ -111,6 +113,58 @@ func (s *Store) readLocked(c *chunk, p []byte, off int64) (n int, bad int, err e
 		return n, bad, io.EOF
 	}
 	return n, bad, nil
+}
+
+// readPiece is the unit in which readVerify splits large reads.
+const readPiece = 256 << 10
+
+// readVerify reads the chunk's bytes [start, end) (start block-aligned, end
+// a block boundary or the chunk's length) into buf, which has room for them
+// rounded up to a sector, and verifies every block. It returns the first
+// block that does not verify, or -1. A large read is split into pieces that
+// are read and hashed concurrently: each piece is hashed as soon as it
+// landed, so hashing overlaps the disk instead of following it.
+func (s *Store) readVerify(c *chunk, buf []byte, start, end int64) (int, error) {
+	total := alignUp(end-start, s.align)
+	np := int((total + readPiece - 1) / readPiece)
+	if np == 1 {
+		return s.readVerifyPiece(c, buf[:total], start, end)
+	}
+	type result struct {
+		bad int
+		err error
+	}
+	res := make([]result, np)
+	var wg sync.WaitGroup
+	for i := 1; i < np; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lo := int64(i) * readPiece
+			hi := min(lo+readPiece, total)
+			res[i].bad, res[i].err = s.readVerifyPiece(c, buf[lo:hi], start+lo, min(start+hi, end))
+		}()
+	}
+	res[0].bad, res[0].err = s.readVerifyPiece(c, buf[:readPiece], start, start+readPiece)
+	wg.Wait() // never return while a piece may still land in buf
+	for _, r := range res {
+		if r.err != nil || r.bad >= 0 {
+			return r.bad, r.err
+		}
+	}
+	return -1, nil
+}
+
+// readVerifyPiece reads buf from start and verifies the blocks of
+// [start, end).
+func (s *Store) readVerifyPiece(c *chunk, buf []byte, start, end int64) (int, error) {
+	if err := s.readAligned(c, buf, start); err != nil {
+		return -1, err
+	}
+	if b, ok := verifyBlocks(c, buf[:end-start], start, end); !ok {
+		return b, nil
+	}
+	return -1, nil
 }
 
 // verifyBlocks checks the blocks in buf, which holds the chunk's bytes
