@@ -116,7 +116,7 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		}
 		for _, addr := range c.orderReplicas(loc.Replicas, loc.Handle) {
 			n, err := c.data.Read(ctx, addr, loc.Handle, loc.Version, within, p)
-			if err == nil || errors.Is(err, io.EOF) {
+			if err == nil || isChunkEnd(err) {
 				return n, err != nil, nil
 			}
 			if ctx.Err() != nil {
@@ -139,6 +139,13 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 			return 0, false, fmt.Errorf("read %s chunk %d: %w: %w", path, idx, ErrNoLiveReplica, lastErr)
 		}
 	}
+}
+
+// isChunkEnd reports whether a data-channel read error is the chunk's end:
+// the bare io.EOF dataclient returns. Transport failures may wrap io.EOF
+// (a connection closed by a dead server) and must not count as the end.
+func isChunkEnd(err error) bool {
+	return err == io.EOF //nolint:errorlint // identity on purpose, see above
 }
 
 // reportBadReplica tells the master that addr served chunk h failing its
@@ -346,7 +353,7 @@ func (c *Client) VerifyReplica(ctx context.Context, loc ChunkLocation, addr stri
 	for {
 		n, err := c.data.Read(ctx, addr, loc.Handle, loc.Version, off, buf)
 		off += int64(n)
-		if errors.Is(err, io.EOF) {
+		if isChunkEnd(err) {
 			return off, nil
 		}
 		if err != nil {

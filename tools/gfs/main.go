@@ -40,7 +40,9 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 
 func commands() map[string]command {
 	return map[string]command{
+		"master":           {run: cmdMaster, usage: "run the master daemon"},
 		"chunkserver":      {run: cmdChunkserver, usage: "run a chunkserver daemon"},
+		"local":            {run: cmdLocal, usage: "run a whole cluster on loopback in the foreground"},
 		"put":              {run: cmdPut, usage: "copy a local file (- for stdin) into GFS"},
 		"get":              {run: cmdGet, usage: "copy a GFS file to a local file (- for stdout)"},
 		"cat":              {run: cmdCat, usage: "print a GFS file (-records: its appended records)"},
