@@ -10,7 +10,7 @@ import (
 )
 
 // cmdAppend record-appends stdin as one record to REMOTE (created when
-// missing) and prints the record's file offset.
+// missing, with its parents) and prints the record's file offset.
 func cmdAppend(ctx context.Context, args []string, stdio IO) error {
 	fs := newFlagSet("append", "REMOTE", stdio)
 	master := masterFlag(fs)
@@ -27,7 +27,7 @@ func cmdAppend(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.Create(ctx, remote, client.CreateOptions{}); err != nil && !errors.Is(err, client.ErrExists) {
+	if err := c.Create(ctx, remote, client.CreateOptions{Parents: true}); err != nil && !errors.Is(err, client.ErrExists) {
 		return err
 	}
 	off, err := c.RecordAppend(ctx, remote, rec)

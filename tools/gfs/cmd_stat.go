@@ -8,11 +8,12 @@ import (
 	"github.com/gfs-go/gfs/client"
 )
 
-// statOutput is what stat -json prints: the file's info and, with -chunks,
-// its chunks (the command-line contract names the chunk fields).
+// statOutput is what stat -chunks -json prints: the file's info with its
+// chunks array (the command-line contract names the chunk fields) in place
+// of the chunk count.
 type statOutput struct {
 	client.FileInfo
-	Chunks []client.ChunkLocation `json:"chunks,omitempty"`
+	Chunks []client.ChunkLocation `json:"chunks"`
 }
 
 // cmdStat describes a file or directory; -chunks adds each chunk's index,
@@ -56,14 +57,10 @@ func cmdStat(ctx context.Context, args []string, stdio IO) error {
 	}
 	if *asJSON {
 		if *chunks && !fi.IsDir {
-			// "chunks" must be present even when empty: omitempty would drop [].
-			type withChunks struct {
-				client.FileInfo
-				Chunks []client.ChunkLocation `json:"chunks"`
-			}
-			return printJSON(stdio.Stdout, withChunks{out.FileInfo, out.Chunks})
+			// The contract's "chunks" array replaces the chunk count.
+			return printJSON(stdio.Stdout, out)
 		}
-		return printJSON(stdio.Stdout, out)
+		return printJSON(stdio.Stdout, out.FileInfo)
 	}
 	w := stdio.Stdout
 	kind := "file"
