@@ -20,7 +20,7 @@ const defaultSendMode = SendFile
 // race on its position) or, in SendCopy mode, with pread+write.
 func (c *dataConn) sendFile(f *os.File, off, n int64) error {
 	tc, ok := c.nc.(*net.TCPConn)
-	if c.s.opts.SendMode == SendCopy || !ok {
+	if SendMode(c.s.sendMode.Load()) == SendCopy || !ok {
 		return c.copyFile(f, off, n)
 	}
 	rc, err := tc.SyscallConn()

@@ -90,6 +90,7 @@ type Server struct {
 	tracker changeTracker
 
 	activeMutations atomic.Int32
+	sendMode        atomic.Int32 // SendMode; benchmarks switch it between runs
 
 	// testPacketHook, when set by a test before Serve, sees every packet
 	// of pushed data as it arrives (id, offset in the push, length).
@@ -163,6 +164,7 @@ func New(opts Options) (*Server, error) {
 	s.lis = lis
 	s.addr = lis.Addr().String()
 	s.chunkSize = st.ChunkSize()
+	s.sendMode.Store(int32(opts.SendMode))
 	s.leaseMargin = opts.LeaseMargin
 	s.log = log.With("chunkserver", s.addr)
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -22,62 +22,93 @@ const maxReadPiece = 16 << 20
 // off on replica addr, verifying every block's xxhash64 against the
 // checksums the server sent. Returns n < len(p) with io.EOF at the chunk's
 // end.
+//
+// A large read is split into requests of up to 16 MiB that are pipelined
+// on one connection: the request for the next piece is sent before the
+// current piece is received, so the server never idles while the client
+// drains and verifies the socket buffers.
 func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, p []byte) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read chunk %x at %d: %w: negative offset", h, off, ErrOutOfRange)
 	}
-	n := 0
-	for n < len(p) {
-		piece := p[n:]
-		if len(piece) > maxReadPiece {
-			piece = piece[:maxReadPiece]
-		}
-		m, err := c.readPiece(ctx, addr, h, v, off+int64(n), piece)
-		n += m
-		if err != nil {
-			return n, err
-		}
-		if m < len(piece) {
-			return n, io.EOF
-		}
+	if len(p) == 0 {
+		return 0, nil
 	}
-	return n, nil
-}
-
-// readPiece does one read request: the answer is the block-aligned range
-// covering [off, off+len(p)) with its checksums; bytes outside p go to
-// scratch, only to be hashed.
-func (c *Client) readPiece(ctx context.Context, addr string, h, v uint64, off int64, p []byte) (int, error) {
 	cn, err := c.get(ctx, addr)
 	if err != nil {
 		return 0, err
 	}
 	stop := c.start(ctx, cn)
 	defer stop()
-	id := c.reqID.Add(1)
-	hd := wire.Header{Op: wire.OpRead, RequestID: id}
-	req := wire.ReadRequest{Handle: h, Version: v, Offset: off, Length: int64(len(p))}
-	cn.buf = wire.AppendRequest(cn.buf[:0], &hd, nil, &req)
-	if _, err := cn.nc.Write(cn.buf); err != nil {
+	piece := func(i int) []byte { return p[i*maxReadPiece : min((i+1)*maxReadPiece, len(p))] }
+	pieces := (len(p) + maxReadPiece - 1) / maxReadPiece
+	ids := [2]uint64{}
+	if ids[0], err = c.sendRead(cn, h, v, off, len(piece(0))); err != nil {
 		cn.nc.Close()
 		return 0, ioErr(ctx, cn, "read", err)
 	}
-	rh, meta, err, fatal := cn.readResponse(wire.OpRead, id)
-	if fatal {
-		cn.nc.Close()
-		return 0, ioErr(ctx, cn, "read", err)
-	}
-	if err != nil {
-		c.put(cn)
-		return 0, fmt.Errorf("read chunk %x at %d: %w", h, off, err)
-	}
-	n, err := cn.readPayload(h, off, p, meta, int64(rh.PayloadLen))
-	if err != nil {
-		cn.nc.Close()
-		return n, err
+	n := 0
+	for i := 0; i < pieces; i++ {
+		if i+1 < pieces {
+			if ids[(i+1)%2], err = c.sendRead(cn, h, v, off+int64((i+1)*maxReadPiece), len(piece(i+1))); err != nil {
+				cn.nc.Close()
+				return n, ioErr(ctx, cn, "read", err)
+			}
+		}
+		buf := piece(i)
+		m, err, fatal := cn.recvRead(ids[i%2], h, off+int64(i*maxReadPiece), buf)
+		n += m
+		if fatal {
+			cn.nc.Close()
+			return n, ioErr(ctx, cn, "read", err)
+		}
+		if err == nil && m < len(buf) {
+			err = io.EOF
+		}
+		if err != nil {
+			// A pipelined request is outstanding: consume its answer so the
+			// connection stays at a frame boundary.
+			if i+1 < pieces {
+				if _, _, ferr := cn.recvRead(ids[(i+1)%2], h, 0, nil); ferr {
+					cn.nc.Close()
+					return n, err
+				}
+			}
+			c.put(cn)
+			if err == io.EOF {
+				return n, io.EOF
+			}
+			return n, fmt.Errorf("read chunk %x at %d: %w", h, off+int64(n), err)
+		}
 	}
 	c.put(cn)
 	return n, nil
+}
+
+// sendRead sends one read request and returns its id.
+func (c *Client) sendRead(cn *conn, h, v uint64, off int64, n int) (uint64, error) {
+	id := c.reqID.Add(1)
+	hd := wire.Header{Op: wire.OpRead, RequestID: id}
+	req := wire.ReadRequest{Handle: h, Version: v, Offset: off, Length: int64(n)}
+	cn.buf = wire.AppendRequest(cn.buf[:0], &hd, nil, &req)
+	_, err := cn.nc.Write(cn.buf)
+	return id, err
+}
+
+// recvRead receives the answer to read request id for [off, off+len(p)).
+// p == nil discards the answer (its payload is drained unverified). fatal
+// says the connection is unusable.
+func (cn *conn) recvRead(id, h uint64, off int64, p []byte) (n int, err error, fatal bool) {
+	rh, meta, err, fatal := cn.readResponse(wire.OpRead, id)
+	if fatal || err != nil {
+		return 0, err, fatal
+	}
+	if p == nil {
+		_, err := io.CopyN(io.Discard, cn.nc, int64(rh.PayloadLen))
+		return 0, err, err != nil
+	}
+	n, err = cn.readPayload(h, off, p, meta, int64(rh.PayloadLen))
+	return n, err, err != nil
 }
 
 // readPayload checks the read response's metadata against the request,

@@ -1,0 +1,418 @@
+package chunkserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gfs-go/gfs/control"
+	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/dataclient"
+	"github.com/gfs-go/gfs/dataplane/store"
+)
+
+// benchChunkSize is the real chunk size: benchmarks run what production runs.
+const benchChunkSize = 64 << 20
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func startBenchServer(b *testing.B, mod func(*Options)) *Server {
+	b.Helper()
+	opts := Options{Addr: "127.0.0.1:0", Dir: b.TempDir(), Store: store.Options{ChunkSize: benchChunkSize, ScrubRate: -1}}
+	if mod != nil {
+		mod(&opts)
+	}
+	s, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(context.Background()) }()
+	b.Cleanup(func() { s.Close(); <-errc })
+	return s
+}
+
+// benchChunks creates n chunks of version 1 on every server with a lease
+// on the first.
+func benchChunks(b *testing.B, servers []*Server, first uint64, n int) {
+	b.Helper()
+	ctx := context.Background()
+	ctls := make([]controlpb.ChunkserverClient, len(servers))
+	for i, s := range servers {
+		cc, err := control.Dial(s.Addr(), control.DialOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cc.Close() })
+		ctls[i] = controlpb.NewChunkserverClient(cc)
+	}
+	for h := first; h < first+uint64(n); h++ {
+		for _, c := range ctls {
+			if _, err := c.CreateChunk(ctx, &controlpb.CreateChunkRequest{Handle: h, Version: 1}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := ctls[0].GrantLease(ctx, grantLease(h, 1, 3600_000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRead streams a cached chunk set from one chunkserver (client
+// verifying every block) and, in the same run, the baselines: raw
+// sendfile and raw pread+write of the same chunk files over loopback to a
+// reader that only reads. GFS_BENCH_READ_MIB sets the set's size (default
+// 256 MiB; the issue's figure uses 1024).
+func BenchmarkRead(b *testing.B) {
+	setMiB := envInt("GFS_BENCH_READ_MIB", 256)
+	nChunks := (setMiB + 63) / 64
+	srv := startBenchServer(b, nil)
+	benchChunks(b, []*Server{srv}, 1, nChunks)
+	dc := dataclient.New(dataclient.Options{})
+	defer dc.Close()
+	ctx := context.Background()
+	data := make([]byte, benchChunkSize)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	for h := uint64(1); h <= uint64(nChunks); h++ {
+		if err := dc.Write(ctx, []string{srv.Addr()}, srv.Addr(), h, 1, 0, data, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	files := make([]*os.File, 0, nChunks)
+	for h := uint64(1); h <= uint64(nChunks); h++ {
+		r, err := srv.store.OpenRange(store.Handle(h), 0, benchChunkSize)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.Open(r.File.Name())
+		r.Release()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		// Warm the page cache (O_DIRECT writes bypassed it).
+		if _, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, benchChunkSize)); err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	buf := make([]byte, benchChunkSize) // a whole chunk per Read: pipelined 16 MiB requests
+	readSet := func(b *testing.B, addr string) {
+		for i := 0; i < b.N; i++ {
+			for h := uint64(1); h <= uint64(nChunks); h++ {
+				for off := int64(0); off < benchChunkSize; off += int64(len(buf)) {
+					if _, err := dc.Read(ctx, addr, h, 1, off, buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	total := int64(nChunks) * benchChunkSize
+	b.Run("chunkserver-sendfile", func(b *testing.B) {
+		b.SetBytes(total)
+		readSet(b, srv.Addr())
+	})
+	b.Run("chunkserver-copy", func(b *testing.B) {
+		// Same server, switched to pread+write between runs (no reads in flight).
+		srv.sendMode.Store(int32(SendCopy))
+		defer srv.sendMode.Store(int32(SendFile))
+		b.SetBytes(total)
+		readSet(b, srv.Addr())
+	})
+	for _, mode := range []string{"raw-sendfile", "raw-readwrite"} {
+		b.Run(mode, func(b *testing.B) {
+			b.SetBytes(total)
+			rawServe(b, files, mode == "raw-sendfile", buf)
+		})
+	}
+}
+
+// rawServe is the machine baseline: one TCP connection over loopback; the
+// sender pushes every file whole (sendfile or pread+write with a 1 MiB
+// buffer), the receiver reads into buf and discards.
+func rawServe(b *testing.B, files []*os.File, useSendfile bool, buf []byte) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lis.Close()
+	done := make(chan error, 1)
+	go func() {
+		nc, err := lis.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer nc.Close()
+		tc := nc.(*net.TCPConn)
+		rc, _ := tc.SyscallConn()
+		cbuf := make([]byte, 1<<20)
+		for i := 0; i < b.N; i++ {
+			for _, f := range files {
+				var off int64
+				if useSendfile {
+					n := int64(benchChunkSize)
+					var serr error
+					err = rc.Write(func(fd uintptr) bool {
+						for n > 0 {
+							w, err := unix.Sendfile(int(fd), int(f.Fd()), &off, int(n))
+							if w > 0 {
+								n -= int64(w)
+							}
+							if err == unix.EAGAIN {
+								return false
+							}
+							if err != nil && err != unix.EINTR {
+								serr = err
+								return true
+							}
+						}
+						return true
+					})
+					if err == nil {
+						err = serr
+					}
+				} else {
+					for off < benchChunkSize && err == nil {
+						var r int
+						r, err = f.ReadAt(cbuf, off)
+						if r > 0 {
+							_, err = tc.Write(cbuf[:r])
+						}
+						off += int64(r)
+					}
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	nc, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	want := int64(b.N) * int64(len(files)) * benchChunkSize
+	for got := int64(0); got < want; {
+		n, err := nc.Read(buf)
+		got += int64(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkChainWrite writes 4 MiB pieces through a chain of three
+// chunkservers (pushed data, O_DIRECT on every replica). Its baseline
+// (a raw relay through three processes writing with O_DIRECT) is measured
+// by `gfs bench`; BenchmarkRawRelay below is an in-process version.
+func BenchmarkChainWrite(b *testing.B) {
+	servers := []*Server{startBenchServer(b, nil), startBenchServer(b, nil), startBenchServer(b, nil)}
+	addrs := addrsOf(servers)
+	const piece = 4 << 20
+	// Fresh chunks, written once front to back (the GFS workload).
+	nChunks := b.N*piece/benchChunkSize + 1
+	benchChunks(b, servers, 1, nChunks)
+	dc := dataclient.New(dataclient.Options{})
+	defer dc.Close()
+	data := make([]byte, piece)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	ctx := context.Background()
+	b.SetBytes(piece)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pos := int64(i) * piece
+		h := uint64(pos/benchChunkSize) + 1
+		if err := dc.Write(ctx, addrs, addrs[0], h, 1, pos%benchChunkSize, data, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawRelay is the chain write's machine baseline measured in the
+// same run: 4 MiB pieces relayed over loopback through three hops, each
+// writing them to its own file with O_DIRECT before forwarding/acking the
+// piece (store-and-forward per 256 KiB packet, like the chain).
+func BenchmarkRawRelay(b *testing.B) {
+	const piece = 4 << 20
+	const packet = 256 << 10
+	dir := b.TempDir()
+	type hop struct {
+		lis net.Listener
+		f   *os.File
+	}
+	hops := make([]hop, 3)
+	for i := range hops {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.OpenFile(fmt.Sprintf("%s/relay%d", dir, i), os.O_CREATE|os.O_RDWR|unix.O_DIRECT, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hops[i] = hop{lis, f}
+		defer lis.Close()
+		defer f.Close()
+	}
+	var wg sync.WaitGroup
+	for i := range hops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, err := hops[i].lis.Accept()
+			if err != nil {
+				return
+			}
+			defer in.Close()
+			var out net.Conn
+			if i+1 < len(hops) {
+				if out, err = net.Dial("tcp", hops[i+1].lis.Addr().String()); err != nil {
+					return
+				}
+				defer out.Close()
+			}
+			buf := store.GetBuffer(packet)
+			defer store.PutBuffer(buf)
+			var ack [1]byte
+			var pos int64
+			for {
+				for got := 0; got < piece; got += packet {
+					if _, err := io.ReadFull(in, buf.B); err != nil {
+						return
+					}
+					if out != nil {
+						if _, err := out.Write(buf.B); err != nil {
+							return
+						}
+					}
+					if _, err := hops[i].f.WriteAt(buf.B, pos); err != nil {
+						return
+					}
+					pos += packet
+				}
+				if out != nil {
+					if _, err := io.ReadFull(out, ack[:]); err != nil {
+						return
+					}
+				}
+				if _, err := in.Write(ack[:]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	nc, err := net.Dial("tcp", hops[0].lis.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, piece)
+	var ack [1]byte
+	b.SetBytes(piece)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := nc.Write(data); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(nc, ack[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	nc.Close()
+	for _, h := range hops {
+		h.lis.Close()
+	}
+	wg.Wait()
+}
+
+// BenchmarkAppend16 record-appends 4 KiB records from 16 concurrent
+// clients to 3 replicas, moving to the next chunk on ErrChunkFull; it
+// reports appends/s and the p99 latency of one append.
+func BenchmarkAppend16(b *testing.B) {
+	const clients = 16
+	const record = 4 << 10
+	servers := []*Server{startBenchServer(b, nil), startBenchServer(b, nil), startBenchServer(b, nil)}
+	addrs := addrsOf(servers)
+	nChunks := b.N*record/(benchChunkSize*9/10) + 2
+	benchChunks(b, servers, 1, nChunks)
+	var cur atomic.Uint64
+	cur.Store(1)
+	data := make([]byte, record)
+	var next atomic.Int64
+	lat := make([][]time.Duration, clients)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errc := make(chan error, clients)
+	b.ResetTimer()
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dc := dataclient.New(dataclient.Options{})
+			defer dc.Close()
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				for {
+					h := cur.Load()
+					_, err := dc.Append(ctx, addrs, addrs[0], h, 1, data, false)
+					if errors.Is(err, dataclient.ErrChunkFull) {
+						cur.CompareAndSwap(h, h+1)
+						continue
+					}
+					if err != nil {
+						errc <- err
+						return
+					}
+					break
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errc)
+	for err := range errc {
+		b.Fatal(err)
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	}
+	b.SetBytes(record)
+}
