@@ -15,8 +15,8 @@ const odirectIOBytes = 1 << 20
 const odirectMaxBytes = 8 << 30
 
 // measureODirect writes a file sequentially with O_DIRECT and 1 MiB aligned
-// buffers for d/2 (plus one fdatasync, inside the timing), then reads it back
-// sequentially with O_DIRECT for d/2, wrapping around at its end. Value is
+// buffers for d (plus one fdatasync, inside the timing), then reads it back
+// sequentially with O_DIRECT for d, wrapping around at its end. Value is
 // the write figure (one replica's disk ceiling); both are in Parts.
 func measureODirect(ctx context.Context, dir string, d time.Duration, prog *progress) (Baseline, error) {
 	path := filepath.Join(dir, "odirect-baseline")
@@ -33,7 +33,7 @@ func measureODirect(ctx context.Context, dir string, d time.Duration, prog *prog
 	stop := prog.start("baseline odirect write", c)
 	start := time.Now()
 	var written int64
-	for time.Since(start) < d/2 && written < odirectMaxBytes && ctx.Err() == nil {
+	for time.Since(start) < d && written < odirectMaxBytes && ctx.Err() == nil {
 		if _, err := f.Write(buf); err != nil {
 			stop()
 			f.Close()
@@ -68,7 +68,7 @@ func measureODirect(ctx context.Context, dir string, d time.Duration, prog *prog
 	defer stop()
 	start = time.Now()
 	var read, off int64
-	for time.Since(start) < d/2 && ctx.Err() == nil {
+	for time.Since(start) < d && ctx.Err() == nil {
 		if off >= written {
 			off = 0
 		}

@@ -26,7 +26,7 @@ const (
 )
 
 // measureServe streams a cached file over loopback TCP to clients
-// connections, half the time with sendfile and half with read()+write(), and
+// connections, for d with sendfile and then for d with read()+write(), and
 // reports the faster as the ceiling for reads.
 func measureServe(ctx context.Context, dir string, clients int, d time.Duration, prog *progress) (Baseline, error) {
 	path := filepath.Join(dir, "serve-baseline")
@@ -53,7 +53,7 @@ func measureServe(ctx context.Context, dir string, clients int, d time.Duration,
 	}{{"sendfile_mib_per_s", serveModeSendfile}, {"readwrite_mib_per_s", serveModeReadWrite}} {
 		c := &counters{}
 		stop := prog.start("baseline serve "+mode.name[:len(mode.name)-len("_mib_per_s")], c)
-		mibs, secs, err := serveClients(ctx, srv.addr, mode.b, clients, d/2, c)
+		mibs, secs, err := serveClients(ctx, srv.addr, mode.b, clients, d, c)
 		stop()
 		if err != nil {
 			return Baseline{}, fmt.Errorf("serve baseline (%s): %w", mode.name, err)

@@ -18,9 +18,9 @@ import (
 // Defaults of Options' zero values.
 const (
 	DefaultClients          = 4
-	DefaultSizeBytes        = 64 << 20
+	DefaultSizeBytes        = 256 << 20
 	DefaultRecordBytes      = 4 << 10
-	DefaultDuration         = 5 * time.Second
+	DefaultDuration         = 8 * time.Second
 	DefaultBaselineDuration = 2 * time.Second
 	DefaultChunkservers     = 3
 	DefaultReplication      = 3
@@ -42,6 +42,7 @@ type ClusterOptions struct {
 	Chunkservers   int
 	ChunkSizeBytes int64 // 0 = the master's default
 	Replication    int
+	LeaseTTL       time.Duration // 0 = the master's default
 	Logger         *slog.Logger
 }
 
@@ -61,7 +62,9 @@ type Options struct {
 	RecordBytes int
 	// Duration of each timed workload (randread, append, metadata); 0 = DefaultDuration.
 	Duration time.Duration
-	// BaselineDuration of each baseline; 0 = DefaultBaselineDuration.
+	// BaselineDuration of each baseline measurement (serve and odirect measure
+	// two things each, sendfile and read()+write(), write and read);
+	// 0 = DefaultBaselineDuration.
 	BaselineDuration time.Duration
 	// NoBaselines skips the baselines (ratios are then 0, with a note).
 	NoBaselines bool
@@ -77,6 +80,10 @@ type Options struct {
 	ChunkSizeBytes int64
 	Chunkservers   int
 	Replication    int
+	// LeaseTTL of the embedded cluster; 0 = the master's default (60 s).
+	// A master grants no lease for one TTL after it starts (leases of an
+	// earlier incarnation may still run), which the warm-up waits out.
+	LeaseTTL time.Duration
 	// Seed drives the data pattern and random offsets; 0 = random.
 	Seed uint64
 	// CPUProfile, when set, writes a CPU profile of each workload's measured
@@ -140,7 +147,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: size %d bytes (want at least %d)", ErrBadOptions, o.SizeBytes, ioBytes)
 	case o.RecordBytes < appendHeaderBytes || o.RecordBytes > 64<<20:
 		return o, fmt.Errorf("%w: record size %d bytes (want %d..%d)", ErrBadOptions, o.RecordBytes, appendHeaderBytes, 64<<20)
-	case o.Duration < 0 || o.BaselineDuration < 0:
+	case o.Duration < 0 || o.BaselineDuration < 0 || o.LeaseTTL < 0:
 		return o, fmt.Errorf("%w: negative duration", ErrBadOptions)
 	case o.Runs < 1 || o.Runs > 100:
 		return o, fmt.Errorf("%w: runs %d (want 1..100)", ErrBadOptions, o.Runs)
@@ -193,7 +200,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		prog.note("starting embedded cluster: master + %d chunkservers", o.Chunkservers)
 		target, err = o.StartCluster(ctx, ClusterOptions{
 			Dir: filepath.Join(root, "cluster"), Chunkservers: o.Chunkservers,
-			ChunkSizeBytes: o.ChunkSizeBytes, Replication: o.Replication, Logger: o.Logger,
+			ChunkSizeBytes: o.ChunkSizeBytes, Replication: o.Replication, LeaseTTL: o.LeaseTTL, Logger: o.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("bench: start cluster: %w", err)
@@ -215,6 +222,19 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		fss = append(fss, fs)
 	}
 
+	// The warm-up (one small write, read back) waits until the cluster grants
+	// leases, which a freshly started master delays by a lease period; it runs
+	// while the baselines measure, so that no workload's figure includes it.
+	runRoot := fmt.Sprintf("/gfs-bench-%x", o.Seed)
+	warmed := make(chan error, 1)
+	go func() { warmed <- warmUp(ctx, fss[0], runRoot) }()
+	warmedUp := false
+	defer func() {
+		if !warmedUp {
+			<-warmed // Run returns early: the warm-up goroutine must end first
+		}
+	}()
+
 	baselineRuns := map[string][]Baseline{}
 	resultRuns := map[string][]Result{}
 	for run := range o.Runs {
@@ -224,9 +244,18 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 				return nil, err
 			}
 		}
+		if !warmedUp {
+			stop := prog.start("waiting for the cluster to grant leases", &counters{})
+			err := <-warmed
+			stop()
+			warmedUp = true
+			if err != nil {
+				return nil, fmt.Errorf("bench: warm-up: %w", err)
+			}
+		}
 		env := &workloadEnv{
 			fss: fss[1:], setup: fss[0], pat: NewPattern(o.Seed + uint64(run)), run: run, opts: &o, prog: prog,
-			runDir: fmt.Sprintf("/gfs-bench-%x/run-%d", o.Seed, run),
+			runDir: path.Join(runRoot, fmt.Sprintf("run-%d", run)),
 		}
 		if err := env.setup.Mkdir(ctx, env.runDir); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
@@ -242,9 +271,12 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 			}
 			resultRuns[w] = append(resultRuns[w], m)
 		}
-		if err := env.setup.Delete(ctx, path.Dir(env.runDir)); err != nil {
+		if err := env.setup.Delete(ctx, env.runDir); err != nil {
 			return nil, fmt.Errorf("bench: clean up %s: %w", env.runDir, err)
 		}
+	}
+	if err := fss[0].Delete(ctx, runRoot); err != nil {
+		return nil, fmt.Errorf("bench: clean up %s: %w", runRoot, err)
 	}
 	for _, name := range []string{BaselineServe, BaselineODirect, BaselineRelay, BaselineRPC} {
 		if bs := baselineRuns[name]; len(bs) > 0 {
@@ -259,6 +291,36 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		}
 	}
 	return rep, nil
+}
+
+// warmUp writes a small file under root, reads it back and deletes it.
+func warmUp(ctx context.Context, fs FS, root string) error {
+	if err := fs.Mkdir(ctx, root); err != nil {
+		return err
+	}
+	p := path.Join(root, "warm-up")
+	if err := fs.Create(ctx, p); err != nil {
+		return err
+	}
+	f, err := fs.Open(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pat := NewPattern(7)
+	buf := make([]byte, 64<<10)
+	pat.Fill(1, buf, 0)
+	if err := f.WriteAt(ctx, buf, 0); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	clear(buf)
+	if n, err := f.ReadAt(ctx, buf, 0); err != nil || n != len(buf) {
+		return fmt.Errorf("read %s: %d bytes, %w", p, n, err)
+	}
+	if err := pat.Verify(p, 1, buf, 0); err != nil {
+		return err
+	}
+	return fs.Delete(ctx, p)
 }
 
 // measureBaselines runs the baselines the selected workloads need (and
