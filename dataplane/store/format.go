@@ -238,3 +238,5 @@ func blockLen(i int, length int64) int64 {
 	start := int64(i) * BlockSize
 	return min(start+BlockSize, length) - start
 }
+
+func crc32Castagnoli(b []byte) uint32 { return crc32.Checksum(b, crc32cTable) }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"bytes"
 	"errors"
 	"io"
@@ -51,11 +52,11 @@ func openT(t testing.TB, dir string, opts Options) *Store {
 }
 
 func randBytes(r *rand.Rand, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
+	b := make([]byte, n+8)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
 	}
-	return b
+	return b[:n:n]
 }
 
 // checkChunk reads all of chunk h through ReadAt and OpenRange and compares

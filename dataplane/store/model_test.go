@@ -69,14 +69,14 @@ func payload(r *rand.Rand, n int) []byte {
 func TestModel(t *testing.T) {
 	for _, buffered := range []bool{false, true} {
 		t.Run("buffered="+strconv.FormatBool(buffered), func(t *testing.T) {
-			steps := 1500
+			steps := 700
 			if testing.Short() {
-				steps = 400
+				steps = 200
 			}
 			if v, _ := strconv.Atoi(os.Getenv("STORE_MODEL_STEPS")); v > 0 {
 				steps = v
 			}
-			for seed := uint64(1); seed <= 3; seed++ {
+			for seed := uint64(1); seed <= 2; seed++ {
 				runModel(t, seed, steps, buffered)
 			}
 		})
