@@ -115,8 +115,8 @@ func BenchmarkRead(b *testing.B) {
 		files = append(files, f)
 	}
 	buf := make([]byte, benchChunkSize) // a whole chunk per Read: pipelined 16 MiB requests
-	readSet := func(b *testing.B, addr string) {
-		for i := 0; i < b.N; i++ {
+	readSet := func(b *testing.B, addr string, rounds int) {
+		for i := 0; i < rounds; i++ {
 			for h := uint64(1); h <= uint64(nChunks); h++ {
 				for off := int64(0); off < benchChunkSize; off += int64(len(buf)) {
 					if _, err := dc.Read(ctx, addr, h, 1, off, buf); err != nil {
@@ -129,27 +129,54 @@ func BenchmarkRead(b *testing.B) {
 	total := int64(nChunks) * benchChunkSize
 	b.Run("chunkserver-sendfile", func(b *testing.B) {
 		b.SetBytes(total)
-		readSet(b, srv.Addr())
+		readSet(b, srv.Addr(), b.N)
 	})
 	b.Run("chunkserver-copy", func(b *testing.B) {
 		// Same server, switched to pread+write between runs (no reads in flight).
 		srv.sendMode.Store(int32(SendCopy))
 		defer srv.sendMode.Store(int32(SendFile))
 		b.SetBytes(total)
-		readSet(b, srv.Addr())
+		readSet(b, srv.Addr(), b.N)
 	})
 	for _, mode := range []string{"raw-sendfile", "raw-readwrite"} {
 		b.Run(mode, func(b *testing.B) {
 			b.SetBytes(total)
-			rawServe(b, files, mode == "raw-sendfile", buf)
+			rawServe(b, files, mode == "raw-sendfile", buf, b.N)
 		})
 	}
+	// interleaved runs all four once per iteration, so that the noise of
+	// a shared machine hits them alike, and reports each rate and the
+	// chunkserver's best over the best baseline.
+	b.Run("interleaved", func(b *testing.B) {
+		var d [4]time.Duration
+		for i := 0; i < b.N; i++ {
+			for m := range d {
+				t0 := time.Now()
+				switch m {
+				case 0, 1:
+					srv.sendMode.Store(int32([]SendMode{SendFile, SendCopy}[m]))
+					readSet(b, srv.Addr(), 1)
+				case 2, 3:
+					rawServe(b, files, m == 2, buf, 1)
+				}
+				d[m] += time.Since(t0)
+			}
+		}
+		srv.sendMode.Store(int32(SendFile))
+		rate := func(d time.Duration) float64 { return float64(total) * float64(b.N) / d.Seconds() / 1e6 }
+		b.ReportMetric(rate(d[0]), "cs-sendfile-MB/s")
+		b.ReportMetric(rate(d[1]), "cs-copy-MB/s")
+		b.ReportMetric(rate(d[2]), "raw-sendfile-MB/s")
+		b.ReportMetric(rate(d[3]), "raw-rw-MB/s")
+		b.ReportMetric(max(rate(d[0]), rate(d[1]))/max(rate(d[2]), rate(d[3])), "ratio")
+		b.SetBytes(4 * total)
+	})
 }
 
 // rawServe is the machine baseline: one TCP connection over loopback; the
 // sender pushes every file whole (sendfile or pread+write with a 1 MiB
 // buffer), the receiver reads into buf and discards.
-func rawServe(b *testing.B, files []*os.File, useSendfile bool, buf []byte) {
+func rawServe(b *testing.B, files []*os.File, useSendfile bool, buf []byte, rounds int) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -166,7 +193,7 @@ func rawServe(b *testing.B, files []*os.File, useSendfile bool, buf []byte) {
 		tc := nc.(*net.TCPConn)
 		rc, _ := tc.SyscallConn()
 		cbuf := make([]byte, 1<<20)
-		for i := 0; i < b.N; i++ {
+		for i := 0; i < rounds; i++ {
 			for _, f := range files {
 				var off int64
 				if useSendfile {
@@ -214,7 +241,7 @@ func rawServe(b *testing.B, files []*os.File, useSendfile bool, buf []byte) {
 		b.Fatal(err)
 	}
 	defer nc.Close()
-	want := int64(b.N) * int64(len(files)) * benchChunkSize
+	want := int64(rounds) * int64(len(files)) * benchChunkSize
 	for got := int64(0); got < want; {
 		n, err := nc.Read(buf)
 		got += int64(n)

@@ -174,6 +174,10 @@ func ioErr(ctx context.Context, cn *conn, what string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%s %s: %w", what, cn.addr, cerr)
 	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		// The connection deadline (= the context's) fired first.
+		return fmt.Errorf("%s %s: %w", what, cn.addr, context.DeadlineExceeded)
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%s %s: connection closed by peer: %w: %w", what, cn.addr, ErrUnavailable, err)
 	}

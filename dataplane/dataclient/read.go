@@ -18,6 +18,11 @@ const BlockSize = 64 << 10
 // costs one round trip per 16 MiB.
 const maxReadPiece = 16 << 20
 
+// readGroupBytes is how much payload one read system call may take before
+// the blocks in it are hashed (large enough to amortise the call, small
+// enough to hash from cache).
+const readGroupBytes = 1 << 20
+
 // Read reads len(p) bytes of chunk h (at version v; 0 skips the check) from
 // off on replica addr, verifying every block's xxhash64 against the
 // checksums the server sent. Returns n < len(p) with io.EOF at the chunk's
@@ -141,43 +146,55 @@ func (cn *conn) readPayload(h uint64, off int64, p []byte, meta []byte, payloadL
 		cn.blk = make([]byte, BlockSize)
 	}
 	end := off + want // bytes of [off, end) land in p[0:want)
-	for i, sum := range rr.Sums {
+	nblocks := len(rr.Sums)
+	for i := 0; i < nblocks; {
 		bs := start + int64(i)*BlockSize
 		be := min(bs+BlockSize, start+payloadLen)
-		var got uint64
 		if bs >= off && be <= end {
-			// Whole block inside p: read and hash in place.
-			seg := p[bs-off : be-off]
+			// A run of whole blocks inside p: one read of up to
+			// readGroupBytes straight into p, then hash each block while
+			// it is still in cache.
+			j := i + 1
+			for j < nblocks && int64(j-i)*BlockSize < readGroupBytes && min(start+int64(j+1)*BlockSize, start+payloadLen) <= end {
+				j++
+			}
+			ge := min(start+int64(j)*BlockSize, start+payloadLen)
+			if _, err := io.ReadFull(cn.nc, p[bs-off:ge-off]); err != nil {
+				return 0, ioErr0(cn, err)
+			}
+			for k := i; k < j; k++ {
+				kbs := start + int64(k)*BlockSize
+				kbe := min(kbs+BlockSize, ge)
+				if xxhash.Sum64(p[kbs-off:kbe-off]) != rr.Sums[k] {
+					return 0, &ChecksumError{Addr: cn.addr, Handle: h, Block: kbs / BlockSize}
+				}
+			}
+			i = j
+			continue
+		}
+		// Block straddles p's edges: pieces before off and after end go
+		// to scratch, the rest into p; hash the pieces in order.
+		cn.dig.Reset()
+		for pos := bs; pos < be; {
+			var seg []byte
+			switch {
+			case pos < off:
+				seg = cn.blk[:min(off, be)-pos]
+			case pos < end:
+				seg = p[pos-off : min(end, be)-off]
+			default:
+				seg = cn.blk[:be-pos]
+			}
 			if _, err := io.ReadFull(cn.nc, seg); err != nil {
 				return 0, ioErr0(cn, err)
 			}
-			got = xxhash.Sum64(seg)
-		} else {
-			// Block straddles p's edges: pieces before off and after end
-			// go to scratch, the rest into p; hash the pieces in order.
-			cn.dig.Reset()
-			pos := bs
-			for pos < be {
-				var seg []byte
-				switch {
-				case pos < off:
-					seg = cn.blk[:min(off, be)-pos]
-				case pos < end:
-					seg = p[pos-off : min(end, be)-off]
-				default:
-					seg = cn.blk[:be-pos]
-				}
-				if _, err := io.ReadFull(cn.nc, seg); err != nil {
-					return 0, ioErr0(cn, err)
-				}
-				_, _ = cn.dig.Write(seg)
-				pos += int64(len(seg))
-			}
-			got = cn.dig.Sum64()
+			_, _ = cn.dig.Write(seg)
+			pos += int64(len(seg))
 		}
-		if got != sum {
+		if cn.dig.Sum64() != rr.Sums[i] {
 			return 0, &ChecksumError{Addr: cn.addr, Handle: h, Block: bs / BlockSize}
 		}
+		i++
 	}
 	return int(want), nil
 }
