@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"time"
 )
@@ -372,22 +371,10 @@ func runWorkload(ctx context.Context, env *workloadEnv, w string, profile bool, 
 		}
 	}
 	c := &counters{}
+	env.profile = ""
 	if profile {
-		f, err := os.Create(profilePrefix + "." + w)
-		if err != nil {
-			return Result{}, fmt.Errorf("cpu profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return Result{}, fmt.Errorf("cpu profile: %w", err)
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			f.Close()
-		}()
+		env.profile = profilePrefix + "." + w
 	}
-	stop := env.prog.start(env.label, c)
-	defer stop()
 	var m *measurement
 	var err error
 	unit, recordBytes := UnitMiBPerS, int64(ioBytes)

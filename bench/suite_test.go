@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +153,23 @@ func TestBadOptions(t *testing.T) {
 	}
 	if len(m.entries) != 1 {
 		t.Errorf("bad options changed the file system: %v", m.entries)
+	}
+}
+
+func TestRunWritesCPUProfiles(t *testing.T) {
+	m := newMemFS()
+	opts := memOptions(t, m)
+	opts.Workloads = []string{WorkloadSeqWrite, WorkloadSeqRead}
+	opts.CPUProfile = filepath.Join(t.TempDir(), "cpu")
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range opts.Workloads {
+		if info, err := os.Stat(opts.CPUProfile + "." + w); err != nil || info.Size() == 0 {
+			t.Errorf("profile of %s: %v", w, err)
+		}
+	}
+	if _, err := os.Stat(opts.CPUProfile + "." + WorkloadAppend); err == nil {
+		t.Error("profile written for a workload that did not run")
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -54,8 +56,9 @@ type workloadEnv struct {
 	run     int
 	opts    *Options
 	prog    *progress
-	label   string
-	written bool // the seq files of this run exist
+	label   string // progress label of the measured phase
+	profile string // CPU profile file of the measured phase; "" = none
+	written bool   // the seq files of this run exist
 }
 
 func (e *workloadEnv) seqPath(i int) string { return path.Join(e.runDir, fmt.Sprintf("seq-%d", i)) }
@@ -66,12 +69,30 @@ func (e *workloadEnv) seqID(i int) uint64 { return uint64(e.run)<<32 | uint64(i)
 // appendID is the pattern stream of client i's records.
 func (e *workloadEnv) appendID(i int) uint64 { return 1<<48 | uint64(e.run)<<32 | uint64(i) }
 
-// parallel runs fn for every client concurrently, each with its own
-// Latencies, and returns the wall time from the first start to the last end
-// and the merged latencies. The first error cancels the others.
+// parallel is a workload's measured phase: it runs fn for every client
+// concurrently, each with its own Latencies, and returns the wall time from
+// the first start to the last end and the merged latencies. The first error
+// cancels the others. The progress line and the CPU profile cover exactly
+// this phase.
 func (e *workloadEnv) parallel(ctx context.Context, c *counters, fn func(ctx context.Context, i int, lat *Latencies) error) (*measurement, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if e.profile != "" {
+		f, err := os.Create(e.profile)
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	stop := e.prog.start(e.label, c)
+	defer stop()
 	n := len(e.fss)
 	lats := make([]Latencies, n)
 	errs := make([]error, n)
@@ -89,6 +110,7 @@ func (e *workloadEnv) parallel(ctx context.Context, c *counters, fn func(ctx con
 	}
 	wg.Wait()
 	m := &measurement{elapsed: time.Since(start), bytes: c.bytes.Load(), ops: c.ops.Load()}
+	stop()
 	for i := range lats {
 		m.lat.Merge(&lats[i])
 	}
@@ -164,10 +186,13 @@ func (e *workloadEnv) ensureFiles(ctx context.Context) error {
 	if e.written {
 		return nil
 	}
-	stop := e.prog.start(e.label+" preparing files", &counters{})
-	defer stop()
-	_, err := e.seqWrite(ctx, &counters{})
-	return err
+	prep := *e
+	prep.label, prep.profile = e.label+" (preparing files)", ""
+	if _, err := prep.seqWrite(ctx, &counters{}); err != nil {
+		return err
+	}
+	e.written = true
+	return nil
 }
 
 // seqRead streams every client's file from start to end through the
@@ -303,8 +328,6 @@ func (e *workloadEnv) appendRecords(ctx context.Context, c *counters) (*measurem
 	if err != nil {
 		return nil, err
 	}
-	stop := e.prog.start(e.label+" verifying", &counters{})
-	defer stop()
 	dups, verified, err := e.verifyRecords(ctx, p, acked)
 	if err != nil {
 		return nil, err
