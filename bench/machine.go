@@ -19,6 +19,9 @@ type Machine struct {
 	// Disk describes the device and file system holding DataDir
 	// ("/dev/vda ext4 rotational=0 size=270GB", "unknown" when not found).
 	Disk string `json:"disk"`
+	// LoadAvg is the 1, 5 and 15 minute load average when the run started
+	// ("" where unknown): figures taken on a busy machine say so.
+	LoadAvg string `json:"load_avg"`
 }
 
 // DescribeMachine gathers Machine for a run whose data lives in dataDir.

@@ -23,6 +23,11 @@ func describePlatform(m *Machine, dataDir string) {
 			m.MemoryBytes = kb << 10
 		}
 	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
 	if d := describeDisk(dataDir); d != "" {
 		m.Disk = d
 	}

@@ -112,8 +112,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteTable writes r for people: machine, baselines, then results with ratios.
 func (r *Report) WriteTable(w io.Writer) error {
 	m := r.Machine
-	fmt.Fprintf(w, "machine: %d cores (%s), %s memory, kernel %s, %s, data dir %s on %s\n",
-		m.Cores, m.CPUModel, formatBytes(m.MemoryBytes), m.Kernel, m.GoVersion, m.DataDir, m.Disk)
+	fmt.Fprintf(w, "machine: %d cores (%s), %s memory, kernel %s, %s, data dir %s on %s, load average %s at start\n",
+		m.Cores, m.CPUModel, formatBytes(m.MemoryBytes), m.Kernel, m.GoVersion, m.DataDir, m.Disk, m.LoadAvg)
 	fmt.Fprintf(w, "target: %s, %d clients, runs %d (median; spread = (max-min)/median)\n\n",
 		r.Config.Target, r.Config.Clients, r.Config.Runs)
 

@@ -99,7 +99,7 @@ func TestReportJSONShape(t *testing.T) {
 	if !ok {
 		t.Fatalf("no machine object: %s", buf.String())
 	}
-	for _, k := range []string{"cores", "memory_bytes", "kernel", "disk", "go_version"} {
+	for _, k := range []string{"cores", "memory_bytes", "kernel", "disk", "go_version", "load_avg"} {
 		if _, ok := machine[k]; !ok {
 			t.Errorf("machine lacks %q", k)
 		}
