@@ -131,7 +131,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "workload\tclients\tMiB/s\tops/s\tp50 ms\tp99 ms\tp999 ms\tvs baseline\tratio\tspread\t")
 	for _, res := range r.Results {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.3f\t%.3f\t%.3f\t%s %s %s\t%.3f\t%.1f%%\t\n",
-			res.Workload, res.Clients, formatValue(res.MiBPerS), formatValue(res.OpsPerS),
+			res.Workload, res.Clients, optValue(res.MiBPerS, res.Bytes), formatValue(res.OpsPerS),
 			res.P50Ms, res.P99Ms, res.P999Ms, res.Baseline, formatValue(res.BaselineValue), res.Unit,
 			res.Ratio, res.SpreadPct)
 	}
@@ -144,6 +144,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// optValue formats a throughput, or "-" when no bytes moved (metadata).
+func optValue(v float64, bytes int64) string {
+	if bytes == 0 {
+		return "-"
+	}
+	return formatValue(v)
 }
 
 func optMs(v float64) string {
