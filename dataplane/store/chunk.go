@@ -38,6 +38,10 @@ type chunk struct {
 	tail    []byte        // the sector at alignDown(length): bytes up to length, zeros after
 	tailDig xxhash.Digest // digest of the partial last block [lastBlockStart, length)
 
+	// needDirSync: the chunk's files were created and their directory
+	// entries are not yet known durable; the next Sync fsyncs the directory.
+	needDirSync atomic.Bool
+
 	fileSize   int64 // size of the data file as this process made it
 	allocated  int64 // data file bytes reserved with fallocate, from 0
 	needRepair bool  // a failed write may have left bytes past length on disk
@@ -115,6 +119,16 @@ func (s *Store) loadChunk(h Handle, dataMissing bool) (*chunk, []int, error) {
 	raw, err := os.ReadFile(s.metaPath(h))
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: read metadata of chunk %016x: %w", uint64(h), err)
+	}
+	if len(raw) < headerSize {
+		if st, err := os.Stat(s.dataPath(h)); dataMissing || (err == nil && st.Size() == 0) {
+			// A Create interrupted before its header was written: never
+			// acknowledged as durable, and holding no data.
+			s.log.Info("store: removing leftover of an interrupted create", "chunk", h)
+			os.Remove(s.metaPath(h))
+			os.Remove(s.dataPath(h))
+			return nil, nil, nil
+		}
 	}
 	m, derr := decodeMeta(raw)
 	if derr == nil && m.Header.Handle != h {
@@ -233,8 +247,8 @@ func (s *Store) readAligned(c *chunk, p []byte, off int64) error {
 // flag, durably: write aside, fdatasync, rename, fsync the directory. On
 // error the old file is in place and c is unchanged.
 func (s *Store) writeMeta(c *chunk, v Version, clean bool) error {
-	if s.hooks.beforeMetaWrite != nil {
-		if err := s.hooks.beforeMetaWrite(c.h); err != nil {
+	if s.hooks.metaWrite != nil {
+		if err := s.hooks.metaWrite(c); err != nil {
 			return err
 		}
 	}
@@ -279,6 +293,7 @@ func (s *Store) writeMeta(c *chunk, v Version, clean bool) error {
 	}
 	c.meta = f
 	c.clean = clean
+	c.needDirSync.Store(false)
 	return nil
 }
 

@@ -91,10 +91,14 @@ type Store struct {
 	hooks testHooks // fault injection, zero in production
 }
 
-// testHooks lets tests inject I/O faults; all nil in production.
+// testHooks lets tests inject I/O faults; all nil in production. Each runs
+// where the named I/O is about to happen and, by returning an error, makes
+// that I/O fail (it may also damage files itself to mimic a partial write).
 type testHooks struct {
-	beforeDataWrite func(h Handle, off int64, n int) error
-	beforeMetaWrite func(h Handle) error
+	prealloc   func(c *chunk) error
+	dataWrite  func(c *chunk, off int64, n int) error
+	entryWrite func(c *chunk) error
+	metaWrite  func(c *chunk) error
 }
 
 // Open opens (creating it if needed) the store in dir, recovering chunks
@@ -219,6 +223,9 @@ func (s *Store) load() error {
 		c, bad, err := s.loadChunk(h, !datas[h])
 		if err != nil {
 			return err
+		}
+		if c == nil {
+			continue
 		}
 		s.chunks[h] = c
 		if len(bad) > 0 {
@@ -353,14 +360,37 @@ func (s *Store) createFiles(c *chunk) error {
 		return err
 	}
 	c.data = data
-	// Written dirty: an empty chunk costs nothing to verify, and the first
-	// append then needs no metadata rewrite.
-	if err := s.writeMeta(c, c.version, false); err != nil {
+	// Written in place, dirty (an empty chunk costs nothing to verify, and
+	// the first append then needs no metadata rewrite) and without fsync:
+	// creation becomes durable with the chunk's first Sync or SetVersion
+	// (see doc.go). A crash before the header is complete leaves a short
+	// .meta beside an empty data file, which Open removes.
+	err = func() error {
+		if s.hooks.metaWrite != nil {
+			if err := s.hooks.metaWrite(c); err != nil {
+				return err
+			}
+		}
+		b := encodeMeta(metaHeader{Handle: c.h, Version: c.version, Algorithm: algXXHash64, BlockSize: BlockSize}, 0, nil, nil, int(s.chunkSize/BlockSize))
+		f, err := os.OpenFile(s.metaPath(c.h), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(b, 0); err != nil {
+			f.Close()
+			os.Remove(s.metaPath(c.h))
+			return err
+		}
+		c.meta = f
+		return nil
+	}()
+	if err != nil {
 		data.Close()
 		c.data = nil
 		os.Remove(dp)
 		return err
 	}
+	c.needDirSync.Store(true)
 	return nil
 }
 

@@ -117,6 +117,12 @@ func (s *Store) Sync(h Handle) error {
 	if err := datasync(c.meta); err != nil {
 		return fmt.Errorf("sync chunk %016x checksums: %w", uint64(h), ioError(err))
 	}
+	if c.needDirSync.Load() {
+		if err := s.dirFile.Sync(); err != nil {
+			return fmt.Errorf("sync chunk %016x directory: %w", uint64(h), ioError(err))
+		}
+		c.needDirSync.Store(false)
+	}
 	return nil
 }
 
@@ -301,8 +307,8 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 	}
 
 	// 4. Entries.
-	if s.hooks.beforeMetaWrite != nil {
-		if err := s.hooks.beforeMetaWrite(c.h); err != nil {
+	if s.hooks.entryWrite != nil {
+		if err := s.hooks.entryWrite(c); err != nil {
 			c.needRepair = true
 			return err
 		}
@@ -377,11 +383,19 @@ func (s *Store) reserve(c *chunk, need int64) error {
 	}
 	target := min(alignUp(need, growStep), alignUp(s.chunkSize, s.align))
 	target = max(target, need)
-	err := preallocate(c.data, c.allocated, target-c.allocated)
+	prealloc := func() error {
+		if s.hooks.prealloc != nil {
+			if err := s.hooks.prealloc(c); err != nil {
+				return err
+			}
+		}
+		return preallocate(c.data, c.allocated, target-c.allocated)
+	}
+	err := prealloc()
 	if err != nil && target > need {
 		// Not enough room for the step: try exactly what this write needs.
 		target = need
-		err = preallocate(c.data, c.allocated, target-c.allocated)
+		err = prealloc()
 	}
 	switch {
 	case err == nil:
@@ -403,8 +417,8 @@ func (s *Store) reserve(c *chunk, need int64) error {
 // zeros past the old length. Aligned caller memory at an aligned offset is
 // written without copying.
 func (s *Store) writeData(c *chunk, p []byte, off, oldLen int64) error {
-	if s.hooks.beforeDataWrite != nil {
-		if err := s.hooks.beforeDataWrite(c.h, off, len(p)); err != nil {
+	if s.hooks.dataWrite != nil {
+		if err := s.hooks.dataWrite(c, off, len(p)); err != nil {
 			return err
 		}
 	}
