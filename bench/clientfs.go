@@ -8,6 +8,9 @@ import (
 	"github.com/gfs-go/gfs/client"
 )
 
+// recordFramingBytes is what the client's record framing adds to a record.
+const recordFramingBytes = client.RecordHeaderSize
+
 // ConnectClient returns an Options.Connect that dials package client with
 // opts and creates files with replication replicas (0 = master's default).
 func ConnectClient(opts client.Options, replication int) func(ctx context.Context, masterAddr string) (FS, error) {

@@ -157,6 +157,16 @@ func (o Options) withDefaults() (Options, error) {
 	case o.MasterAddr == "" && o.StartCluster == nil:
 		return o, fmt.Errorf("%w: no StartCluster and no master address", ErrBadOptions)
 	}
+	if o.MasterAddr == "" {
+		// A record append carries at most a quarter chunk (GFS 3.3), framing included.
+		chunk := o.ChunkSizeBytes
+		if chunk == 0 {
+			chunk = 64 << 20
+		}
+		if limit := chunk/4 - recordFramingBytes; int64(o.RecordBytes) > limit {
+			return o, fmt.Errorf("%w: record size %d bytes exceeds a quarter chunk less framing (%d bytes with %d-byte chunks)", ErrBadOptions, o.RecordBytes, limit, chunk)
+		}
+	}
 	for _, w := range o.Workloads {
 		if !slices.Contains(Workloads, w) {
 			return o, fmt.Errorf("%w: unknown workload %q (want some of %v)", ErrBadOptions, w, Workloads)
