@@ -41,7 +41,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // env is a master under test with fake chunkservers, all on 127.0.0.1.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	clock  *fakeClock
 	opts   Options
@@ -54,7 +54,7 @@ type env struct {
 	grants *grantLog
 }
 
-func newEnv(t *testing.T, tweak func(*Options)) *env {
+func newEnv(t testing.TB, tweak func(*Options)) *env {
 	e := &env{t: t, dir: t.TempDir(), clock: newFakeClock(), css: map[string]*fakeCS{}, grants: &grantLog{}}
 	e.opts = Options{
 		Dir:               e.dir,
