@@ -73,3 +73,27 @@ func TestPatternSeedsDiffer(t *testing.T) {
 		t.Error("two seeds produced the same filler")
 	}
 }
+
+// BenchmarkPatternVerify measures the harness's own cost per verified byte
+// (compare with the read workloads' MiB/s: it must be far above them).
+func BenchmarkPatternVerify(b *testing.B) {
+	g := NewPattern(1)
+	buf := make([]byte, 1<<20)
+	g.Fill(3, buf, 1<<30)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if err := g.Verify("f", 3, buf, 1<<30); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPatternFill measures the cost of generating written data.
+func BenchmarkPatternFill(b *testing.B) {
+	g := NewPattern(1)
+	buf := make([]byte, 1<<20)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		g.Fill(3, buf, 1<<30)
+	}
+}
