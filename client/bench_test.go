@@ -26,25 +26,30 @@ func benchCluster(b *testing.B) *client.Client {
 	return c
 }
 
-// BenchmarkWriteAt: sequential 8 MiB WriteAt calls (each split into 8 MiB
-// pieces pushed along a 3-replica chain).
+// BenchmarkWriteAt: sequential WriteAt calls of 8 and 32 MiB (split into
+// pieces of at most 8 MiB, up to two in flight, each pushed along a
+// 3-replica chain).
 func BenchmarkWriteAt(b *testing.B) {
-	c := benchCluster(b)
-	ctx := context.Background()
-	if err := c.Create(ctx, "/w", client.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	f, _ := c.Open(ctx, "/w")
-	buf := randomBytes(1, 8<<20)
-	if _, err := f.WriteAtContext(ctx, buf, 0); err != nil { // lease, allocation
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(buf)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := f.WriteAtContext(ctx, buf, int64(i)*int64(len(buf))); err != nil {
-			b.Fatal(err)
-		}
+	for _, size := range []int{8 << 20, 32 << 20} {
+		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {
+			c := benchCluster(b)
+			ctx := context.Background()
+			if err := c.Create(ctx, "/w", client.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			f, _ := c.Open(ctx, "/w")
+			buf := randomBytes(1, size)
+			if _, err := f.WriteAtContext(ctx, buf, 0); err != nil { // lease, allocation
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(buf)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := f.WriteAtContext(ctx, buf, int64(i)*int64(len(buf))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

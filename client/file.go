@@ -114,7 +114,10 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 			}
 			continue
 		}
-		for _, addr := range c.orderReplicas(loc.Replicas, loc.Handle) {
+		// Spread the segments of one chunk over its replicas: a streaming
+		// reader keeps several of them in flight at once.
+		spread := loc.Handle + uint64(within/readSegmentMax)
+		for _, addr := range c.orderReplicas(loc.Replicas, spread) {
 			n, err := c.data.Read(ctx, addr, loc.Handle, loc.Version, within, p)
 			if err == nil || isChunkEnd(err) {
 				return n, err != nil, nil
@@ -216,7 +219,7 @@ func (f *File) WriteAtContext(ctx context.Context, p []byte, off int64) (int, er
 // writePieceMax and writeParallel shape large WriteAt calls.
 const (
 	writePieceMax = 8 << 20
-	writeParallel = 4
+	writeParallel = 2
 )
 
 // writeChunk writes data into chunk idx at within, retrying through lease
