@@ -30,7 +30,7 @@ var (
 )
 
 // Open returns a handle to the existing file path (ErrNotFound when missing,
-// ErrIsDir for a directory).
+// ErrIsDir for a directory) and drops the client's cached locations of it.
 func (c *Client) Open(ctx context.Context, path string) (*File, error) {
 	fi, err := c.Stat(ctx, path)
 	if err != nil {
@@ -39,6 +39,9 @@ func (c *Client) Open(ctx context.Context, path string) (*File, error) {
 	if fi.IsDir {
 		return nil, fmt.Errorf("open %s: %w", path, ErrIsDir)
 	}
+	// GFS 2.7.1: opening a file purges its cached chunk locations, which
+	// bounds how long a reader can see a replaced file's old chunks.
+	c.forget(path)
 	return &File{c: c, path: path}, nil
 }
 

@@ -86,3 +86,48 @@ func TestClosedClient(t *testing.T) {
 		t.Fatalf("append on closed client: %v, want ErrClosed", err)
 	}
 }
+
+// TestOpenPurgesStaleLocations: another client replaces a file; opening it
+// again must not read the old file's chunks from the location cache.
+func TestOpenPurgesStaleLocations(t *testing.T) {
+	cl, a := startCluster(t, clusterOptions(t))
+	ctx := testCtx(t)
+	b, err := client.Dial(ctx, cl.MasterAddr(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	put := func(c *client.Client, s string) {
+		t.Helper()
+		if err := c.Create(ctx, "/f", client.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := c.Open(ctx, "/f")
+		if _, err := f.WriteAtContext(ctx, []byte(s), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(c *client.Client) string {
+		t.Helper()
+		f, err := c.Open(ctx, "/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 3)
+		if _, err := f.ReadAtContext(ctx, buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		return string(buf)
+	}
+	put(a, "old")
+	if got := read(a); got != "old" {
+		t.Fatalf("read %q", got)
+	}
+	if err := b.Delete(ctx, "/f", false); err != nil {
+		t.Fatal(err)
+	}
+	put(b, "new")
+	if got := read(a); got != "new" {
+		t.Fatalf("after replacement read %q, want new", got)
+	}
+}
