@@ -29,6 +29,7 @@ type Reader struct {
 	pos     int        // consumed bytes of cur
 	ended   bool       // a segment hit EOF or an error: schedule no more
 	err     error      // sticky error (io.EOF at the end)
+	closed  bool
 	pool    sync.Pool
 }
 
@@ -143,8 +144,14 @@ func (r *Reader) drain() {
 	r.queue = nil
 }
 
+// ErrReaderClosed is returned by a Reader's methods after Close.
+var ErrReaderClosed = errors.New("gfs: reader closed")
+
 // Read implements io.Reader.
 func (r *Reader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, ErrReaderClosed
+	}
 	for r.cur == nil || r.pos == r.cur.n {
 		if err := r.nextSegment(); err != nil {
 			return 0, err
@@ -157,6 +164,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 
 // WriteTo implements io.WriterTo.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	if r.closed {
+		return 0, ErrReaderClosed
+	}
 	var total int64
 	for {
 		if r.cur != nil && r.pos < r.cur.n {
@@ -182,8 +192,7 @@ func (r *Reader) Close() error {
 	r.cancel()
 	r.wg.Wait()
 	r.queue = nil
-	if r.err == nil {
-		r.err = errors.New("gfs: reader closed")
-	}
+	r.cur = nil
+	r.closed = true
 	return nil
 }
