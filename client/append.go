@@ -62,7 +62,12 @@ func (c *Client) RecordAppend(ctx context.Context, path string, rec []byte) (int
 				if full++; full > 64 {
 					return 0, fmt.Errorf("append %s: chunk %d and the 64 before it were full: %w", path, idx, err)
 				}
+				// Skip chunks other appenders filled meanwhile: the last
+				// lookup told how many chunks the file has.
 				idx++
+				if fc, ok := c.cachedFileChunks(path); ok && fc-1 > idx {
+					idx = fc - 1
+				}
 				continue
 			}
 			if errors.Is(err, dataclient.ErrTooLarge) {
