@@ -67,8 +67,8 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 	for got := int64(0); got < n; {
 		m, err := c.nc.Read(buf.B[got:min(got+maxPacketBytes, n)])
 		if m > 0 {
-			if c.s.testPacketHook != nil {
-				c.s.testPacketHook(req.ID, got, int64(m))
+			if hook := c.s.opts.testPacketHook; hook != nil {
+				hook(req.ID, got, int64(m))
 			}
 			if down != nil {
 				if _, werr := down.nc.Write(buf.B[got : got+int64(m)]); werr != nil {

@@ -20,15 +20,14 @@ import (
 func TestPushPipelined(t *testing.T) {
 	noLeaks(t)
 	arrived := make(chan struct{}, 1)
-	last := startServer(t, nil)
-	last.testPacketHook = func(wire.PushID, int64, int64) {
-		select {
-		case arrived <- struct{}{}:
-		default:
+	last := startServer(t, func(o *Options) {
+		o.testPacketHook = func(wire.PushID, int64, int64) {
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
 		}
-	}
-	// testPacketHook must be set before traffic: the servers before it in
-	// the chain are started after, and nothing has connected yet.
+	})
 	mid := startServer(t, nil)
 	first := startServer(t, nil)
 
@@ -115,6 +114,36 @@ func TestPushBufferBounded(t *testing.T) {
 	}
 	if n, _ := dc.Length(ctx, s.Addr(), rs.handle, 0); n != 0 {
 		t.Fatalf("chunk grew to %d after a refused write", n)
+	}
+}
+
+// TestPushWaitsForRoom: a push over the cap waits (PushWait) and gets in
+// as soon as a write consumes buffered data.
+func TestPushWaitsForRoom(t *testing.T) {
+	noLeaks(t)
+	s := startServer(t, func(o *Options) {
+		o.PushBufferBytes = 1 << 20
+		o.PushWait = 20 * time.Second
+	})
+	dc := newClient(t)
+	ctx := context.Background()
+	chain := []string{s.Addr()}
+	rs := newChunk(t, chain, 0x51, 0)
+	id, err := dc.Push(ctx, chain, make([]byte, 768<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := dc.Push(ctx, chain, make([]byte, 768<<10))
+		waited <- err
+	}()
+	waitFor(t, "the second push to wait for room", func() bool { return s.pushes.waiting.Load() == 1 })
+	if err := writePushed(ctx, dc, s.Addr(), rs.handle, id, 768<<10); err != nil {
+		t.Fatalf("write of the buffered push: %v", err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("waiting push: %v", err)
 	}
 }
 

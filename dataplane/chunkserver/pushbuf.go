@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gfs-go/gfs/dataplane/store"
@@ -28,6 +29,7 @@ type pushed struct {
 type pushBuffer struct {
 	capBytes int64
 	ttl      time.Duration
+	waiting  atomic.Int32 // pushes waiting for room (tests watch it)
 
 	mu      sync.Mutex
 	used    int64                   // reserved bytes; guarded by mu
@@ -61,6 +63,8 @@ func (p *pushBuffer) reserve(ctx context.Context, n int64, wait time.Duration) e
 		if timer == nil {
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
+			p.waiting.Add(1)
+			defer p.waiting.Add(-1)
 		}
 		select {
 		case <-ch:

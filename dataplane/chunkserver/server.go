@@ -67,6 +67,10 @@ type Options struct {
 	Store store.Options
 	// Logger receives the server's logs; nil discards.
 	Logger *slog.Logger
+
+	// testPacketHook, when set (tests in this package), sees every packet
+	// of pushed data as it arrives: push id, offset in the push, length.
+	testPacketHook func(id wire.PushID, off, n int64)
 }
 
 // Server is one chunkserver. Create it with New, run it with Serve, stop
@@ -91,10 +95,6 @@ type Server struct {
 
 	activeMutations atomic.Int32
 	sendMode        atomic.Int32 // SendMode; benchmarks switch it between runs
-
-	// testPacketHook, when set by a test before Serve, sees every packet
-	// of pushed data as it arrives (id, offset in the push, length).
-	testPacketHook func(id wire.PushID, off, n int64)
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
