@@ -34,9 +34,12 @@ type chunk struct {
 
 	// Tail state: the partial last block and sector, kept so that appends
 	// and writes never read back from disk. Valid when tailOK.
-	tailOK  bool
-	tail    []byte        // the sector at alignDown(length): bytes up to length, zeros after
-	tailDig xxhash.Digest // digest of the partial last block [lastBlockStart, length)
+	tailOK bool
+	tail   []byte // the sector at alignDown(length): bytes up to length, zeros after
+	// tailSpare is the next write's scratch for the new tail sector
+	// (swapped with tail), so writes allocate nothing for it.
+	tailSpare []byte
+	tailDig   xxhash.Digest // digest of the partial last block [lastBlockStart, length)
 
 	// needDirSync: the chunk's files were created and their directory
 	// entries are not yet known durable; the next Sync fsyncs the directory.
@@ -90,7 +93,7 @@ func (c *chunk) closeFiles() {
 	}
 	c.fmu.Unlock()
 	c.tailOK = false
-	c.tail = nil
+	c.tail, c.tailSpare = nil, nil
 }
 
 // readFile returns a new reference to the chunk's buffered read descriptor.

@@ -178,85 +178,40 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 		}
 	}
 
-	// 1. New checksums of blocks [bFirst, bLast].
+	// 1. New checksums of blocks [bFirst, bLast]. A block partly
+	// overwritten keeps some old bytes: refuse if they are known corrupt,
+	// and note whether they must be read from disk.
 	affStart := min(off, oldLen)
 	bFirst := int(affStart / BlockSize)
 	bLast := int((newLen - 1) / BlockSize)
-	newSums := make([]uint64, bLast-bFirst+1)
-	var newDig xxhash.Digest
-	newDigOK := false
-	var scratch *Buffer
-	defer func() { PutBuffer(scratch) }()
+	needDisk := false
 	for b := bFirst; b <= bLast; b++ {
 		bs := int64(b) * BlockSize
-		be := min(bs+BlockSize, newLen)
-		oldBe := max(min(bs+BlockSize, oldLen), bs) // old content is [bs, oldBe)
-		needOld := oldBe > bs && (off > bs || end < oldBe)
-		isLast := b == bLast && newLen%BlockSize != 0
-		switch {
-		case !needOld && !isLast && off <= bs && end >= be:
-			// Fully covered by p.
-			newSums[b-bFirst] = xxhash.Sum64(p[bs-off : be-off])
-		case !needOld && !isLast && (off >= be || end <= bs) && be-bs == BlockSize:
-			// A whole block of hole or padding.
-			if c.corrupt[b] && oldBe > bs {
+		oldBe := max(min(bs+BlockSize, oldLen), bs)
+		if oldBe > bs && (off > bs || end < oldBe) {
+			if _, bad := c.corrupt[b]; bad {
 				return &ChecksumError{Handle: c.h, Block: b}
 			}
-			newSums[b-bFirst] = zeroBlockSum
-		case !needOld:
-			// Zeros (hole) before p, p's part, zeros after (padding).
-			if c.corrupt[b] && oldBe > bs {
-				return &ChecksumError{Handle: c.h, Block: b}
-			}
-			var d xxhash.Digest
-			d.Reset()
-			hashRegion(&d, p, off, end, bs, be)
-			newSums[b-bFirst] = d.Sum64()
-			if isLast {
-				newDig, newDigOK = d, true
-			}
-		case oldBe == oldLen && off >= oldLen && c.tailOK && oldLen%BlockSize != 0:
-			// Extending the partial last block: continue its digest.
-			if c.corrupt[b] {
-				return &ChecksumError{Handle: c.h, Block: b}
-			}
-			d := c.tailDig
-			hashRegion(&d, p, off, end, oldLen, be)
-			newSums[b-bFirst] = d.Sum64()
-			if isLast {
-				newDig, newDigOK = d, true
-			}
-		default:
-			// Partly overwritten inside existing data: read the block,
-			// check it (never launder corruption into a fresh checksum),
-			// merge and hash.
-			if c.corrupt[b] {
-				return &ChecksumError{Handle: c.h, Block: b}
-			}
-			if scratch == nil {
-				scratch = GetBuffer(BlockSize)
-			}
-			blk := scratch.B
-			if err := s.readAligned(c, blk[:alignUp(oldBe-bs, s.align)], bs); err != nil {
-				return fmt.Errorf("read block %d: %w", b, err)
-			}
-			if xxhash.Sum64(blk[:oldBe-bs]) != c.sums[b] {
-				return s.markCorrupt(c, b)
-			}
-			clear(blk[oldBe-bs:])
-			lo, hi := max(off, bs), min(end, be)
-			if hi > lo {
-				copy(blk[lo-bs:hi-bs], p[lo-off:hi-off])
-			}
-			var d xxhash.Digest
-			d.Reset()
-			d.Write(blk[:be-bs])
-			newSums[b-bFirst] = d.Sum64()
-			if isLast {
-				newDig, newDigOK = d, true
+			if !(oldBe == oldLen && off >= oldLen && oldLen%BlockSize != 0) {
+				needDisk = true
 			}
 		}
 	}
+	hs := hashState{newSums: make([]uint64, bLast-bFirst+1)}
+	var hashDone chan struct{}
+	if !needDisk && len(p) >= parallelHashMin {
+		// Hash on another core while the data goes to disk: the hash
+		// does not depend on the write, nor the write on the hash.
+		hashDone = make(chan struct{})
+		go func() {
+			defer close(hashDone)
+			hs.err = s.hashBlocks(c, p, off, oldLen, newLen, bFirst, &hs)
+		}()
+		defer func() { <-hashDone }()
+	} else if err := s.hashBlocks(c, p, off, oldLen, newLen, bFirst, &hs); err != nil {
+		return err
+	}
+	newSums := hs.newSums
 
 	// New tail sector: the sector at alignDown(newLen).
 	var newTail []byte
@@ -265,9 +220,14 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 		ts := alignDown(newLen, s.align)
 		if newLen != oldLen || (off < ts+s.align && end > ts) {
 			tailChanged = true
-			newTail = alignedAlloc(int(s.align))
+			if c.tailSpare == nil {
+				c.tailSpare = alignedAlloc(int(s.align))
+			}
+			newTail = c.tailSpare
 			if ts == alignDown(oldLen, s.align) && oldLen%s.align != 0 {
 				copy(newTail, c.tail)
+			} else {
+				clear(newTail)
 			}
 			lo, hi := max(off, ts), min(end, ts+s.align)
 			if hi > lo {
@@ -306,6 +266,14 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 		}
 	}
 
+	if hashDone != nil {
+		<-hashDone
+		hashDone = closedChan
+		if hs.err != nil {
+			return hs.err
+		}
+	}
+
 	// 4. Entries.
 	if s.hooks.entryWrite != nil {
 		if err := s.hooks.entryWrite(c); err != nil {
@@ -333,17 +301,93 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 	}
 	c.length = newLen
 	if tailChanged {
-		c.tail = newTail
+		c.tail, c.tailSpare = newTail, c.tail
 	}
 	if newLen%BlockSize == 0 {
 		c.tailDig.Reset()
-	} else if newDigOK {
-		c.tailDig = newDig
+	} else if hs.digOK {
+		c.tailDig = hs.dig
 	} else {
 		// The last block was not among the affected ones: unchanged.
 	}
 	c.writeGen++
 	c.lastWrite = time.Now()
+	return nil
+}
+
+// parallelHashMin is the write size from which hashing runs concurrently
+// with the data write.
+const parallelHashMin = 128 << 10
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// hashState is the result of hashBlocks.
+type hashState struct {
+	newSums []uint64      // checksums of blocks bFirst...
+	dig     xxhash.Digest // running digest of the new partial last block
+	digOK   bool
+	err     error
+}
+
+// hashBlocks computes the checksums, after writing p at off, of the blocks
+// from bFirst to the one holding newLen-1. It reads c but changes nothing
+// but hs (it may run concurrently with the data write).
+func (s *Store) hashBlocks(c *chunk, p []byte, off, oldLen, newLen int64, bFirst int, hs *hashState) error {
+	end := off + int64(len(p))
+	var scratch *Buffer
+	defer func() { PutBuffer(scratch) }()
+	for i := range hs.newSums {
+		b := bFirst + i
+		bs := int64(b) * BlockSize
+		be := min(bs+BlockSize, newLen)
+		oldBe := max(min(bs+BlockSize, oldLen), bs) // old content is [bs, oldBe)
+		needOld := oldBe > bs && (off > bs || end < oldBe)
+		isLast := be == newLen && newLen%BlockSize != 0
+		var d xxhash.Digest
+		switch {
+		case !needOld && !isLast && off <= bs && end >= be:
+			// Fully covered by p.
+			hs.newSums[i] = xxhash.Sum64(p[bs-off : be-off])
+			continue
+		case !needOld && !isLast && (off >= be || end <= bs):
+			// A whole block of hole or padding.
+			hs.newSums[i] = zeroBlockSum
+			continue
+		case !needOld:
+			// Zeros (hole) before p, p's part, zeros after (padding).
+			d.Reset()
+			hashRegion(&d, p, off, end, bs, be)
+		case oldBe == oldLen && off >= oldLen && oldLen%BlockSize != 0:
+			// Extending the partial last block: continue its digest.
+			d = c.tailDig
+			hashRegion(&d, p, off, end, oldLen, be)
+		default:
+			// Partly overwritten inside existing data: read the block,
+			// check it (never launder corruption into a fresh checksum),
+			// merge and hash.
+			if scratch == nil {
+				scratch = GetBuffer(BlockSize)
+			}
+			blk := scratch.B
+			if err := s.readAligned(c, blk[:alignUp(oldBe-bs, s.align)], bs); err != nil {
+				return fmt.Errorf("read block %d: %w", b, err)
+			}
+			if xxhash.Sum64(blk[:oldBe-bs]) != c.sums[b] {
+				return s.markCorrupt(c, b)
+			}
+			clear(blk[oldBe-bs:])
+			lo, hi := max(off, bs), min(end, be)
+			if hi > lo {
+				copy(blk[lo-bs:hi-bs], p[lo-off:hi-off])
+			}
+			d.Reset()
+			d.Write(blk[:be-bs])
+		}
+		hs.newSums[i] = d.Sum64()
+		if isLast {
+			hs.dig, hs.digOK = d, true
+		}
+	}
 	return nil
 }
 
