@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gfs-go/gfs/client"
+	"github.com/gfs-go/gfs/control"
 )
 
 // fileLog remembers the files whose write was acknowledged and their
@@ -82,9 +84,20 @@ func writer(ctx context.Context, cl *client.Client, prefix string, seed uint64, 
 	}
 }
 
+// writeFile creates path and writes data into it. Namespace calls are not
+// retried by the client library (a Create whose answer was lost may have
+// happened): like an application, writeFile retries retriable failures
+// and accepts ErrExists on a retry.
 func writeFile(ctx context.Context, cl *client.Client, path string, data []byte) error {
-	if err := cl.Create(ctx, path, client.CreateOptions{Parents: true}); err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		err := cl.Create(ctx, path, client.CreateOptions{Parents: true})
+		if err == nil || (attempt > 0 && errors.Is(err, client.ErrExists)) {
+			break
+		}
+		if !control.Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	f, err := cl.Open(ctx, path)
 	if err != nil {
