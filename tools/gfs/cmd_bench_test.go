@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -66,5 +68,41 @@ func TestBenchRelayNodeServesUntilStdinCloses(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "ready 127.0.0.1:") {
 		t.Errorf("stdout %q, want a ready line", out.String())
+	}
+}
+
+// TestE2EBenchJSON runs a tiny suite through the built binary: an embedded
+// cluster, every baseline (relay hops are the binary re-executed as
+// bench-relay-node) and every workload; the JSON parses and every result
+// carries a baseline and a ratio.
+func TestE2EBenchJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs the binary")
+	}
+	bin := gfsBinary(t)
+	dir := t.TempDir()
+	out := gfs(t, bin, nil, 0, "bench", "-json", "-clients", "2", "-size", "2MiB", "-chunk-size", "1MiB",
+		"-record-bytes", "1000", "-duration", "300ms", "-baseline-duration", "200ms", "-lease", "2s", "-dir", dir)
+	var doc struct {
+		Machine   map[string]any   `json:"machine"`
+		Baselines []map[string]any `json:"baselines"`
+		Results   []map[string]any `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("output does not parse: %v\n%s", err, out)
+	}
+	if doc.Machine["cores"] == nil || len(doc.Baselines) != 4 || len(doc.Results) != len(bench.Workloads) {
+		t.Fatalf("machine %v, %d baselines, %d results; want 4 and %d", doc.Machine, len(doc.Baselines), len(doc.Results), len(bench.Workloads))
+	}
+	for _, r := range doc.Results {
+		if b, _ := r["baseline"].(string); b == "" {
+			t.Errorf("%v: no baseline", r["workload"])
+		}
+		if ratio, _ := r["ratio"].(float64); ratio <= 0 {
+			t.Errorf("%v: ratio %v", r["workload"], r["ratio"])
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left behind in %s: %v", dir, left)
 	}
 }
