@@ -82,7 +82,7 @@ func benchChunks(b *testing.B, servers []*Server, first uint64, n int) {
 func BenchmarkRead(b *testing.B) {
 	setMiB := envInt("GFS_BENCH_READ_MIB", 256)
 	nChunks := (setMiB + 63) / 64
-	srv := startBenchServer(b, nil)
+	srv := startBenchServer(b, func(o *Options) { o.SendMode = SendFile })
 	benchChunks(b, []*Server{srv}, 1, nChunks)
 	dc := dataclient.New(dataclient.Options{})
 	defer dc.Close()

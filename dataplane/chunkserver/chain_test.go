@@ -24,8 +24,15 @@ func randBytes(r *rand.Rand, n int) []byte {
 // TestWriteReadChain writes pushed and inline data through a chain of three
 // and reads it back, verified, from every replica.
 func TestWriteReadChain(t *testing.T) {
+	for _, mode := range []SendMode{SendFile, SendCopy} {
+		t.Run([]string{SendFile: "sendfile", SendCopy: "copy"}[mode], func(t *testing.T) { testWriteReadChain(t, mode) })
+	}
+}
+
+func testWriteReadChain(t *testing.T, mode SendMode) {
 	noLeaks(t)
-	servers := []*Server{startServer(t, nil), startServer(t, nil), startServer(t, nil)}
+	withMode := func(o *Options) { o.SendMode = mode }
+	servers := []*Server{startServer(t, withMode), startServer(t, withMode), startServer(t, withMode)}
 	addrs := addrsOf(servers)
 	rs := newChunk(t, addrs, 0x10, 1)
 	dc := newClient(t)
@@ -220,7 +227,7 @@ func TestWrongPrimaryRefused(t *testing.T) {
 // replica and block.
 func TestCorruptionCaughtEndToEnd(t *testing.T) {
 	noLeaks(t)
-	s := startServer(t, nil)
+	s := startServer(t, func(o *Options) { o.SendMode = SendFile })
 	rs := newChunk(t, []string{s.Addr()}, 0x11, 0)
 	dc := newClient(t)
 	ctx := context.Background()

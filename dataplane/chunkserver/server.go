@@ -26,7 +26,8 @@ type SendMode int
 
 // Send modes.
 const (
-	// SendDefault is the mode measured fastest (see docs/protocol.md).
+	// SendDefault is the mode measured fastest on the reference machine:
+	// SendCopy on Linux (see docs/protocol.md).
 	SendDefault SendMode = iota
 	// SendFile uses sendfile(2): no user-space copy of payload.
 	SendFile
