@@ -112,7 +112,7 @@ func newDaemon(t *testing.T, name, logDir string, args ...string) *daemon {
 	d := &daemon{t: t, name: name, args: args, logPath: filepath.Join(logDir, name+".log")}
 	t.Cleanup(d.kill)
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("GFS_FAULTS_VERBOSE") == "1" {
 			t.Logf("---- tail of %s ----\n%s", d.name, tail(d.logPath, 60))
 		}
 	})
