@@ -235,6 +235,18 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	// leases, which a freshly started master delays by a lease period; it runs
 	// while the baselines measure, so that no workload's figure includes it.
 	runRoot := fmt.Sprintf("/gfs-bench-%x", o.Seed)
+	if o.MasterAddr != "" {
+		// An existing cluster keeps nothing of a failed run either (best
+		// effort: the failure may be the cluster's). Runs after the warm-up
+		// has ended (defers run last-in first-out).
+		defer func() {
+			if err != nil {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				fss[0].Delete(cctx, runRoot)
+			}
+		}()
+	}
 	warmed := make(chan error, 1)
 	go func() { warmed <- warmUp(ctx, fss[0], runRoot) }()
 	warmedUp := false

@@ -173,3 +173,19 @@ func TestRunWritesCPUProfiles(t *testing.T) {
 		t.Error("profile written for a workload that did not run")
 	}
 }
+
+// TestFailedRunAgainstExistingClusterCleansUp: with -master, a failed run
+// deletes what it created.
+func TestFailedRunAgainstExistingClusterCleansUp(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	m := newMemFS()
+	m.dropRecord = 1
+	opts := memOptions(t, m)
+	opts.MasterAddr, opts.StartCluster = "mem:1", nil
+	if _, err := Run(context.Background(), opts); !errors.Is(err, ErrVerify) {
+		t.Fatalf("Run = %v, want ErrVerify", err)
+	}
+	if names, _ := (memClient{m}).List(context.Background(), "/"); len(names) != 0 {
+		t.Errorf("left behind: %v", names)
+	}
+}
