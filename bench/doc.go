@@ -25,6 +25,11 @@
 //     unit (MiB/s of payload or ops/s), never across units.
 //   - Repeats: with Runs > 1 every figure is the median of the runs and
 //     spread_pct is (max-min)/median of the headline figure.
+//   - Measured phases only: a workload's seconds, latencies, progress line and
+//     CPU profile cover its measured phase, never preparation (files written
+//     for a read-only selection) or verification afterwards. A warm-up write
+//     waits out the fresh master's lease grace (one lease TTL, during which
+//     no lease is granted) while the baselines run, so no figure includes it.
 //   - Cleanup: the embedded cluster's directory and every baseline file live in
 //     one temporary directory under Options.Dir, removed afterwards; against an
 //     existing cluster (-master) the files the run created are deleted.
