@@ -53,9 +53,12 @@ func (p *progress) start(label string, c *counters) (stop func()) {
 	line := func() string {
 		el := time.Since(begin).Seconds()
 		b, o := c.bytes.Load(), c.ops.Load()
-		s := fmt.Sprintf("%-28s %6.1fs %9.1f MiB %9d ops", label, el, float64(b)/(1<<20), o)
-		if el > 0 {
-			s += fmt.Sprintf(" %9.1f MiB/s %9.0f ops/s", float64(b)/(1<<20)/el, float64(o)/el)
+		s := fmt.Sprintf("%-30s %6.1fs", label, el)
+		if b > 0 {
+			s += fmt.Sprintf(" %9.1f MiB %9.1f MiB/s", float64(b)/(1<<20), float64(b)/(1<<20)/el)
+		}
+		if o > 0 {
+			s += fmt.Sprintf(" %9d ops %9.0f ops/s", o, float64(o)/el)
 		}
 		return s
 	}
