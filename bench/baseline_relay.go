@@ -16,10 +16,6 @@ import (
 	"time"
 )
 
-// RelayHops is the length of the relay chain (the replication factor it
-// stands for).
-const RelayHops = 3
-
 // RelayCommand builds the command that runs one relay hop in a child process
 // with the given arguments (the flags of RunRelayNodeCommand). `gfs bench`
 // re-executes itself as `gfs bench-relay-node ARGS`; tests re-execute the
@@ -130,22 +126,23 @@ func startRelayChild(ctx context.Context, command RelayCommand, args []string) (
 	return c, nil
 }
 
-// measureRelay starts a chain of RelayHops child processes and pushes
+// measureRelay starts a chain of hops child processes (one per replica of a
+// write: the replication the workloads use) and pushes
 // clients concurrent streams of 1 MiB writes through it for d; each stream
 // ends with a half-close and waits for the chain's acknowledgement, so the
 // figure counts bytes that reached every hop's disk.
-func measureRelay(ctx context.Context, dir string, command RelayCommand, clients int, d time.Duration, prog *progress) (b Baseline, err error) {
+func measureRelay(ctx context.Context, dir string, command RelayCommand, hops, clients int, d time.Duration, prog *progress) (b Baseline, err error) {
 	if command == nil {
 		return Baseline{}, errors.New("relay baseline: no RelayCommand to start child processes")
 	}
-	children := make([]*relayChild, 0, RelayHops)
+	children := make([]*relayChild, 0, hops)
 	defer func() {
 		for _, c := range children {
 			err = errors.Join(err, c.stop())
 		}
 	}()
 	next := ""
-	for hop := RelayHops - 1; hop >= 0; hop-- {
+	for hop := hops - 1; hop >= 0; hop-- {
 		hopDir := filepath.Join(dir, fmt.Sprintf("relay-hop-%d", hop))
 		if err := os.MkdirAll(hopDir, 0o755); err != nil {
 			return Baseline{}, fmt.Errorf("relay baseline: %w", err)
@@ -185,6 +182,7 @@ func measureRelay(ctx context.Context, dir string, command RelayCommand, clients
 	return Baseline{
 		Name: BaselineRelay, Unit: UnitMiBPerS, Clients: clients, Runs: 1, Seconds: secs,
 		Value: float64(c.bytes.Load()) / (1 << 20) / secs,
+		Parts: map[string]float64{"hops": float64(hops)},
 	}, nil
 }
 

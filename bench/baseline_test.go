@@ -83,11 +83,11 @@ func TestRPCBaseline(t *testing.T) {
 func TestRelayBaselineThroughChildProcesses(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
-	b, err := measureRelay(context.Background(), dir, testRelayCommand, 2, 300*time.Millisecond, nil)
+	b, err := measureRelay(context.Background(), dir, testRelayCommand, 3, 2, 300*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Value <= 0 || b.Unit != UnitMiBPerS || b.Clients != 2 {
+	if b.Value <= 0 || b.Unit != UnitMiBPerS || b.Clients != 2 || b.Parts["hops"] != 3 {
 		t.Errorf("relay baseline = %+v", b)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {

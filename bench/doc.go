@@ -5,8 +5,8 @@
 // a ratio to the ceiling it cannot beat:
 //
 //	workload   unit    baseline  why
-//	seqwrite   MiB/s   relay     3-replica writes cannot beat a raw TCP relay through
-//	                             three processes that each write with O_DIRECT
+//	seqwrite   MiB/s   relay     R-replica writes cannot beat a raw TCP relay through
+//	                             R processes that each write with O_DIRECT (R = 3)
 //	seqread    MiB/s   serve     reads cannot beat the faster of raw sendfile and raw
 //	randread   MiB/s   serve     read()+write() of a cached file over loopback
 //	append     ops/s   rpc       a record append is at least one small request/response

@@ -368,7 +368,7 @@ func measureBaselines(ctx context.Context, o *Options, root, label string, prog 
 			if o.RelayCommand == nil {
 				return Baseline{Name: BaselineRelay, Unit: UnitMiBPerS, Runs: 1, Note: "not measured: no way to start relay processes"}, nil
 			}
-			return measureRelay(ctx, dir, o.RelayCommand, o.Clients, d, p)
+			return measureRelay(ctx, dir, o.RelayCommand, o.Replication, o.Clients, d, p)
 		}},
 		{BaselineRPC, func() (Baseline, error) { return measureRPC(ctx, o.Clients, o.RecordBytes, d, p) }},
 	}
