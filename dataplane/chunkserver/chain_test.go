@@ -259,3 +259,61 @@ func TestCorruptionCaughtEndToEnd(t *testing.T) {
 		t.Fatalf("read of an intact block: %v", err)
 	}
 }
+
+// TestGroupCommit: appends arriving while a round runs are all carried by
+// the next round (one store write and one apply per replica for all).
+func TestGroupCommit(t *testing.T) {
+	noLeaks(t)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var rounds []int
+	hook := func(o *Options) {
+		o.testRoundHook = func(h store.Handle, n int) {
+			mu.Lock()
+			rounds = append(rounds, n)
+			first := len(rounds) == 1
+			mu.Unlock()
+			if first {
+				<-release
+			}
+		}
+	}
+	servers := []*Server{startServer(t, hook), startServer(t, nil), startServer(t, nil)}
+	addrs := addrsOf(servers)
+	rs := newChunk(t, addrs, 0x12, 0)
+	dc := newClient(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errc := make(chan error, 11)
+	appendOne := func() {
+		defer wg.Done()
+		if _, err := dc.Append(ctx, addrs, addrs[0], rs.handle, 1, []byte("record"), false); err != nil {
+			errc <- err
+		}
+	}
+	wg.Add(1)
+	go appendOne()
+	waitFor(t, "the first round", func() bool { mu.Lock(); defer mu.Unlock(); return len(rounds) == 1 })
+	q := servers[0].seqs.get(store.Handle(rs.handle))
+	wg.Add(10)
+	for i := 0; i < 10; i++ {
+		go appendOne()
+	}
+	waitFor(t, "10 queued appends", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.pending) == 10 })
+	close(release)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rounds) != 2 || rounds[1] != 10 {
+		t.Fatalf("rounds %v, want [1 10]", rounds)
+	}
+	for _, a := range addrs {
+		if n, err := dc.Length(ctx, a, rs.handle, 1); err != nil || n != 11*int64(len("record")) {
+			t.Fatalf("replica %s length %d, %v", a, n, err)
+		}
+	}
+}

@@ -211,6 +211,9 @@ type ApplyKind = wire.ApplyKind
 // apply on the secondaries and locally in parallel, then answer every
 // mutation of the round with the common outcome.
 func (s *Server) runRound(h store.Handle, serial uint64, ms []*mutation) {
+	if hook := s.opts.testRoundHook; hook != nil {
+		hook(h, len(ms))
+	}
 	version := ms[0].version
 	fail := func(st wire.Status, replica, msg string) {
 		for _, m := range ms {

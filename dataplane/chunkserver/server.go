@@ -72,6 +72,9 @@ type Options struct {
 	// testPacketHook, when set (tests in this package), sees every packet
 	// of pushed data as it arrives: push id, offset in the push, length.
 	testPacketHook func(id wire.PushID, off, n int64)
+	// testRoundHook, when set, is called by the sequencer as each round
+	// starts, with the number of mutations it holds.
+	testRoundHook func(h store.Handle, mutations int)
 }
 
 // Server is one chunkserver. Create it with New, run it with Serve, stop
