@@ -123,7 +123,7 @@ func Dial(ctx context.Context, masterAddr string, opts Options) (*Client, error)
 	// (even an error code) proves it is there.
 	cctx, cancel := context.WithTimeout(ctx, opts.CallTimeout)
 	defer cancel()
-	_, err = c.master.Stat(cctx, &controlpb.StatRequest{Path: "/"}, grpc.WaitForReady(true))
+	_, err = c.master.Stat(cctx, &controlpb.StatRequest{Path: "/"})
 	if err != nil && control.Code(err) == controlpb.ErrorCode_ERROR_CODE_UNSPECIFIED {
 		c.Close()
 		return nil, fmt.Errorf("dial master %s: %w", masterAddr, err)

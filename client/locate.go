@@ -58,6 +58,9 @@ type cachedLocation struct {
 // stops being trusted.
 const leaseMargin = time.Second
 
+// maxCachedFiles bounds the number of files whose locations are cached.
+const maxCachedFiles = 4096
+
 // lookupBatch is how many chunk locations a read lookup prefetches.
 const lookupBatch = 16
 
@@ -84,6 +87,13 @@ func (c *Client) lookup(ctx context.Context, path string, first, count int64, fo
 	c.mu.Lock()
 	fl := c.files[path]
 	if fl == nil {
+		if len(c.files) >= maxCachedFiles {
+			// Bound the cache: drop some file (map order is random enough).
+			for p := range c.files {
+				delete(c.files, p)
+				break
+			}
+		}
 		fl = &fileLocations{chunks: make(map[int64]cachedLocation), appendIdx: -1}
 		c.files[path] = fl
 	}

@@ -55,6 +55,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ls"}, 1, "no master: pass -master HOST:PORT or set GFS_MASTER"},
 		{[]string{"cat", "-records"}, 2, "want 1 argument(s)"},
 		{[]string{"ls", "-master", "nocolon"}, 1, "bad argument"},
+		{[]string{"ls", "-master", "127.0.0.1:1"}, 1, "dial master 127.0.0.1:1"},
 		{[]string{"master"}, 2, "-dir is required"},
 		{[]string{"master", "-dir", "x", "-chunk-size", "12XB"}, 2, "bad size"},
 		{[]string{"chunkserver", "-dir", "x"}, 2, "-master (or GFS_MASTER) and -dir are required"},
