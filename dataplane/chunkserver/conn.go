@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
@@ -22,6 +24,7 @@ type dataConn struct {
 	meta []byte
 	out  []byte
 	copy []byte // SendCopy buffer
+	dig  xxhash.Digest
 
 	read  wire.ReadRequest
 	rresp wire.ReadResponse

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
@@ -64,6 +62,9 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 			}
 		}
 	}
+	// Hash each packet as it arrives (after forwarding it), while it is in
+	// cache, so the checksum check adds no latency after the last packet.
+	c.dig.Reset()
 	for got := int64(0); got < n; {
 		m, err := c.nc.Read(buf.B[got:min(got+maxPacketBytes, n)])
 		if m > 0 {
@@ -76,6 +77,7 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 					down, downErr = nil, werr
 				}
 			}
+			_, _ = c.dig.Write(buf.B[got : got+int64(m)]) // after forwarding: off the chain's critical path
 			got += int64(m)
 		}
 		if err != nil && got < n {
@@ -85,7 +87,7 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 			return fmt.Errorf("push payload: %w", err)
 		}
 	}
-	if xxhash.Sum64(buf.B) != req.DataSum {
+	if c.dig.Sum64() != req.DataSum {
 		if down != nil {
 			c.s.peers.discard(down)
 		}
