@@ -3,14 +3,16 @@ package chunkserver
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
 
-// maxPacketBytes bounds one read of pushed data before it is forwarded:
-// small enough that the next replica starts receiving at once, large
-// enough to amortise the system calls.
+// maxPacketBytes is the forwarding unit of pushed data: a packet is read
+// whole (or the rest of the push) and then forwarded; small enough that the
+// next replica starts receiving at once, large enough to amortise the
+// system calls.
 const maxPacketBytes = 256 << 10
 
 // handlePush answers OpPush: reserve room in the push buffer, read the
@@ -66,7 +68,7 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 	// cache, so the checksum check adds no latency after the last packet.
 	c.dig.Reset()
 	for got := int64(0); got < n; {
-		m, err := c.nc.Read(buf.B[got:min(got+maxPacketBytes, n)])
+		m, err := io.ReadFull(c.nc, buf.B[got:min(got+maxPacketBytes, n)])
 		if m > 0 {
 			if hook := c.s.opts.testPacketHook; hook != nil {
 				hook(req.ID, got, int64(m))
