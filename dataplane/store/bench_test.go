@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -163,4 +164,104 @@ func fill(p []byte) {
 		x ^= x << 5
 		p[i] = byte(x)
 	}
+}
+
+// BenchmarkWriteRatio and BenchmarkReadRatio alternate, chunk by chunk, the
+// store and its raw O_DIRECT baseline in the same run, so that noise from
+// other load hits both alike; they report the throughput ratio store/raw
+// (the figure the performance targets are stated in).
+func BenchmarkWriteRatio(b *testing.B) {
+	for _, size := range []int{1 << 20, 64 << 10} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			dir := benchDir(b)
+			s := openT(b, dir, Options{ScrubRate: -1})
+			defer s.Close()
+			buf := GetBuffer(size)
+			defer PutBuffer(buf)
+			fill(buf.B)
+			var rawT, storeT time.Duration
+			b.SetBytes(2 * benchChunk)
+			for i := 0; b.Loop(); i++ {
+				path := filepath.Join(dir, fmt.Sprintf("raw%d", i))
+				t0 := time.Now()
+				f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_DIRECT, 0o644)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for off := 0; off < benchChunk; off += size {
+					if _, err := f.WriteAt(buf.B, int64(off)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				f.Close()
+				t1 := time.Now()
+				h := Handle(i + 1)
+				if err := s.Create(h, 1); err != nil {
+					b.Fatal(err)
+				}
+				for off := 0; off < benchChunk; off += size {
+					if _, err := s.Append(h, buf.B); err != nil {
+						b.Fatal(err)
+					}
+				}
+				t2 := time.Now()
+				rawT += t1.Sub(t0)
+				storeT += t2.Sub(t1)
+				os.Remove(path)
+				if err := s.Delete(h); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(rawT)/float64(storeT), "store/raw")
+			b.ReportMetric(float64(b.N)*benchChunk/rawT.Seconds()/1e6, "raw-MB/s")
+			b.ReportMetric(float64(b.N)*benchChunk/storeT.Seconds()/1e6, "store-MB/s")
+		})
+	}
+}
+
+func BenchmarkReadRatio(b *testing.B) {
+	dir := benchDir(b)
+	s := openT(b, dir, Options{ScrubRate: -1})
+	defer s.Close()
+	buf := GetBuffer(1 << 20)
+	defer PutBuffer(buf)
+	fill(buf.B)
+	f, err := os.OpenFile(filepath.Join(dir, "raw"), os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_DIRECT, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := s.Create(1, 1); err != nil {
+		b.Fatal(err)
+	}
+	for off := 0; off < benchChunk; off += len(buf.B) {
+		if _, err := f.WriteAt(buf.B, int64(off)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Append(1, buf.B); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var rawT, storeT time.Duration
+	b.SetBytes(2 * benchChunk)
+	for b.Loop() {
+		t0 := time.Now()
+		for off := int64(0); off < benchChunk; off += int64(len(buf.B)) {
+			if _, err := f.ReadAt(buf.B, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		for off := int64(0); off < benchChunk; off += int64(len(buf.B)) {
+			if _, err := s.ReadAt(1, buf.B, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t2 := time.Now()
+		rawT += t1.Sub(t0)
+		storeT += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(rawT)/float64(storeT), "store/raw")
+	b.ReportMetric(float64(b.N)*benchChunk/rawT.Seconds()/1e6, "raw-MB/s")
+	b.ReportMetric(float64(b.N)*benchChunk/storeT.Seconds()/1e6, "store-MB/s")
 }

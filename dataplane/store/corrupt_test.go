@@ -118,6 +118,24 @@ func TestCorruptionReadAt(t *testing.T) {
 			if info.Corrupt != (len(want[h]) > 0) {
 				t.Fatalf("chunk %x: Info.Corrupt = %v with flipped %v", h, info.Corrupt, want[h])
 			}
+			// Writes to good blocks still work, whatever is corrupt
+			// elsewhere; the corrupt blocks stay reported.
+			for b := 0; b < blocksOf(int64(len(d))); b++ {
+				if want[h][b] || blockLen(b, int64(len(d))) < 100 {
+					continue
+				}
+				p := []byte("0123456789")
+				at := int64(b)*BlockSize + 50
+				if err := s.WriteAt(h, p, at); err != nil {
+					t.Fatalf("chunk %x: write into good block %d: %v", h, b, err)
+				}
+				copy(d[at:], p)
+				got := make([]byte, 10)
+				if _, err := s.ReadAt(h, got, at); err != nil || string(got) != string(p) {
+					t.Fatalf("chunk %x: read back = %q, %v", h, got, err)
+				}
+				break
+			}
 			// A read across a bad block returns the good bytes before it.
 			if len(want[h]) > 0 {
 				first := len(d)

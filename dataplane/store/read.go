@@ -27,10 +27,30 @@ func (s *Store) ReadAt(h Handle, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read chunk %016x at %d: %w", uint64(h), off, ErrOutOfRange)
 	}
+	ra, drop := s.takeReadahead(c, off)
+	for _, d := range drop {
+		s.releaseReadahead(d)
+	}
+	if ra != nil {
+		<-ra.done // never wait for it holding c.mu: it needs c.mu itself
+	}
 	c.mu.RLock()
 	gen := c.writeGen
-	n, bad, err := s.readLocked(c, p, off)
+	var n, bad int
+	served := false
+	if ra != nil {
+		n, bad, err, served = s.serveReadahead(c, ra, p, off)
+	}
+	if !served {
+		n, bad, err = s.readLocked(c, p, off)
+	}
 	c.mu.RUnlock()
+	if ra != nil {
+		s.releaseReadahead(ra)
+	}
+	if n > 0 && bad < 0 && (err == nil || err == io.EOF) {
+		s.afterRead(c, off, off+int64(n), len(p))
+	}
 	if bad >= 0 {
 		s.noteCorrupt(c, bad, gen)
 		s.reportCorrupt(h, []int{bad})

@@ -88,6 +88,10 @@ type Store struct {
 	scrubRate int64
 	scrubIdle time.Duration
 
+	raMu sync.Mutex
+	ra   raState // guarded by raMu
+	raWG sync.WaitGroup
+
 	hooks testHooks // fault injection, zero in production
 }
 
@@ -263,6 +267,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.scrubStop)
 	s.scrubWG.Wait()
+	s.stopReadahead()
 
 	var errs []error
 	s.mu.RLock()
@@ -401,6 +406,7 @@ func (s *Store) Delete(h Handle) error {
 	if err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
+	defer s.dropReadahead(c) // after c.mu is released: the readahead needs it
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(); err != nil {

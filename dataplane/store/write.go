@@ -181,9 +181,11 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 	// 1. New checksums of blocks [bFirst, bLast]. A block partly
 	// overwritten keeps some old bytes: refuse if they are known corrupt,
 	// and note whether they must be read from disk.
-	affStart := min(off, oldLen)
-	bFirst := int(affStart / BlockSize)
-	bLast := int((newLen - 1) / BlockSize)
+	// The bytes that change are [min(off, oldLen), end): the write, and
+	// the hole before it when it starts past the end. (A PadTo is a write
+	// of nothing at the new length.)
+	bFirst := int(min(off, oldLen) / BlockSize)
+	bLast := int((end - 1) / BlockSize)
 	needDisk := false
 	for b := bFirst; b <= bLast; b++ {
 		bs := int64(b) * BlockSize
