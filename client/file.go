@@ -141,11 +141,17 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		if lastErr == nil {
 			lastErr = fmt.Errorf("chunk %x has no replica", loc.Handle)
 		}
-		if attempt >= 3 || !bo.sleep(ctx) {
+		if attempt >= readRounds || !bo.sleep(ctx) {
 			return 0, false, fmt.Errorf("read %s chunk %d: %w: %w", path, idx, ErrNoLiveReplica, lastErr)
 		}
 	}
 }
+
+// readRounds is how many times a read asks the master again after every
+// replica of a chunk failed (or none was listed): with the backoff that is
+// about three seconds, enough for chunkservers to re-register with a master
+// that just restarted.
+const readRounds = 7
 
 // isChunkEnd reports whether a data-channel read error is the chunk's end:
 // the bare io.EOF dataclient returns. Transport failures may wrap io.EOF

@@ -73,8 +73,11 @@ func (c *Client) lookup(ctx context.Context, path string, first, count int64, fo
 	if err := c.checkOpen(); err != nil {
 		return nil, 0, err
 	}
-	resp, err := c.master.Lookup(ctx, &controlpb.LookupRequest{
-		Path: path, FirstIndex: first, Count: count, ForWrite: forWrite, Allocate: allocate,
+	req := &controlpb.LookupRequest{Path: path, FirstIndex: first, Count: count, ForWrite: forWrite, Allocate: allocate}
+	var resp *controlpb.LookupResponse
+	err := c.callMaster(ctx, idempotent, func(ctx context.Context) (err error) {
+		resp, err = c.master.Lookup(ctx, req)
+		return err
 	})
 	if err != nil {
 		return nil, 0, controlError("lookup", path, err)

@@ -53,7 +53,11 @@ func (c *Client) Create(ctx context.Context, path string, opts CreateOptions) er
 	if opts.Replication < 0 || opts.Replication > 255 {
 		return fmt.Errorf("create %s: %w: replication %d", path, ErrBadArgument, opts.Replication)
 	}
-	_, err := c.master.Create(ctx, &controlpb.CreateRequest{Path: path, Replication: uint32(opts.Replication), Parents: opts.Parents})
+	req := &controlpb.CreateRequest{Path: path, Replication: uint32(opts.Replication), Parents: opts.Parents}
+	err := c.callMaster(ctx, namespaceMutation, func(ctx context.Context) error {
+		_, err := c.master.Create(ctx, req)
+		return err
+	})
 	return controlError("create", path, err)
 }
 
@@ -63,7 +67,10 @@ func (c *Client) Mkdir(ctx context.Context, path string, parents bool) error {
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
-	_, err := c.master.Mkdir(ctx, &controlpb.MkdirRequest{Path: path, Parents: parents})
+	err := c.callMaster(ctx, namespaceMutation, func(ctx context.Context) error {
+		_, err := c.master.Mkdir(ctx, &controlpb.MkdirRequest{Path: path, Parents: parents})
+		return err
+	})
 	return controlError("mkdir", path, err)
 }
 
@@ -73,7 +80,10 @@ func (c *Client) Delete(ctx context.Context, path string, recursive bool) error 
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
-	_, err := c.master.Delete(ctx, &controlpb.DeleteRequest{Path: path, Recursive: recursive})
+	err := c.callMaster(ctx, namespaceMutation, func(ctx context.Context) error {
+		_, err := c.master.Delete(ctx, &controlpb.DeleteRequest{Path: path, Recursive: recursive})
+		return err
+	})
 	c.forget(path)
 	return controlError("delete", path, err)
 }
@@ -83,7 +93,10 @@ func (c *Client) Rename(ctx context.Context, src, dst string) error {
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
-	_, err := c.master.Rename(ctx, &controlpb.RenameRequest{Src: src, Dst: dst})
+	err := c.callMaster(ctx, namespaceMutation, func(ctx context.Context) error {
+		_, err := c.master.Rename(ctx, &controlpb.RenameRequest{Src: src, Dst: dst})
+		return err
+	})
 	c.forget(src)
 	c.forget(dst)
 	return controlError("rename", src, err)
@@ -98,7 +111,11 @@ func (c *Client) List(ctx context.Context, path string) ([]FileInfo, error) {
 	var out []FileInfo
 	after := ""
 	for {
-		resp, err := c.master.List(ctx, &controlpb.ListRequest{Path: path, StartAfter: after})
+		var resp *controlpb.ListResponse
+		err := c.callMaster(ctx, idempotent, func(ctx context.Context) (err error) {
+			resp, err = c.master.List(ctx, &controlpb.ListRequest{Path: path, StartAfter: after})
+			return err
+		})
 		if err != nil {
 			return nil, controlError("list", path, err)
 		}
@@ -119,7 +136,11 @@ func (c *Client) Stat(ctx context.Context, path string) (FileInfo, error) {
 	if err := c.checkOpen(); err != nil {
 		return FileInfo{}, err
 	}
-	resp, err := c.master.Stat(ctx, &controlpb.StatRequest{Path: path})
+	var resp *controlpb.StatResponse
+	err := c.callMaster(ctx, idempotent, func(ctx context.Context) (err error) {
+		resp, err = c.master.Stat(ctx, &controlpb.StatRequest{Path: path})
+		return err
+	})
 	if err != nil {
 		return FileInfo{}, controlError("stat", path, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,7 +152,7 @@ func (c *Cluster) startMaster(prevAddr string) error {
 	}
 	addr := c.opts.MasterAddr
 	var lis net.Listener
-	if addr == "" && prevAddr != "" {
+	if (addr == "" || strings.HasSuffix(addr, ":0")) && prevAddr != "" {
 		lis, err = net.Listen("tcp", prevAddr)
 		if err != nil {
 			lis = nil // port taken since: pick another
@@ -277,7 +278,11 @@ func (c *Cluster) probe(ctx context.Context, mc controlpb.MasterClient, path str
 }
 
 // MasterAddr returns the master's HOST:PORT.
-func (c *Cluster) MasterAddr() string { return c.masterAddr }
+func (c *Cluster) MasterAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.masterAddr
+}
 
 // ChunkserverAddrs returns the chunkservers' HOST:PORT, by index.
 func (c *Cluster) ChunkserverAddrs() []string {
@@ -290,8 +295,13 @@ func (c *Cluster) ChunkserverAddrs() []string {
 	return out
 }
 
-// Master returns the in-process master (tests inspect it).
-func (c *Cluster) Master() *master.Master { return c.master }
+// Master returns the in-process master (tests inspect it), nil while it
+// is stopped.
+func (c *Cluster) Master() *master.Master {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.master
+}
 
 // Chunkserver returns chunkserver i, or nil while it is stopped.
 func (c *Cluster) Chunkserver(i int) *chunkserver.Server {
@@ -328,6 +338,51 @@ func (c *Cluster) RestartChunkserver(i int) error {
 	return c.startNode(i, c.css[i])
 }
 
+// StopMaster stops the master (its op log stays in its directory); the
+// chunkservers keep running and reconnect when it comes back.
+func (c *Cluster) StopMaster() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopMasterLocked()
+}
+
+// RestartMaster starts the master again on its directory and address
+// (stopping it first if it runs). It recovers from its op log and learns
+// chunk locations from the chunkservers' reports, as after a crash.
+func (c *Cluster) RestartMaster() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.stopMasterLocked(); err != nil {
+		return err
+	}
+	old := c.masterAddr
+	if err := c.startMaster(old); err != nil {
+		return err
+	}
+	if c.masterAddr != old {
+		// The chunkservers only know the old address.
+		err := fmt.Errorf("cluster: master came back on %s, not %s", c.masterAddr, old)
+		return errors.Join(err, c.stopMasterLocked())
+	}
+	return nil
+}
+
+func (c *Cluster) stopMasterLocked() error {
+	if c.master == nil {
+		return nil
+	}
+	var errs []error
+	if err := c.master.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("master: %w", err))
+	}
+	c.masterLis.Close()
+	if err := <-c.masterDone; err != nil && !isClosedErr(err) {
+		errs = append(errs, fmt.Errorf("master serve: %w", err))
+	}
+	c.master = nil
+	return errors.Join(errs...)
+}
+
 // Close stops the chunkservers and the master and waits for all of them.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
@@ -337,17 +392,10 @@ func (c *Cluster) Close() error {
 			errs = append(errs, fmt.Errorf("chunkserver %d: %w", i, err))
 		}
 	}
-	c.mu.Unlock()
-	if c.master != nil {
-		if err := c.master.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("master: %w", err))
-		}
-		c.masterLis.Close()
-		if err := <-c.masterDone; err != nil && !isClosedErr(err) {
-			errs = append(errs, fmt.Errorf("master serve: %w", err))
-		}
-		c.master = nil
+	if err := c.stopMasterLocked(); err != nil {
+		errs = append(errs, err)
 	}
+	c.mu.Unlock()
 	return errors.Join(errs...)
 }
 
