@@ -197,14 +197,11 @@ func finish(m *mutation, st wire.Status, replica, msg string) {
 
 // applyOp is one mutation of a round, as applied on every replica.
 type applyOp struct {
-	kind ApplyKind
+	kind wire.ApplyKind
 	off  int64
 	data []byte // write kinds
 	id   wire.PushID
 }
-
-// ApplyKind aliases wire.ApplyKind for brevity inside the package.
-type ApplyKind = wire.ApplyKind
 
 // runRound runs one round on the primary: check the lease and version,
 // assign offsets (record append: at the end; pad when it does not fit),

@@ -188,32 +188,32 @@ func ioErr(ctx context.Context, cn *conn, what string, err error) error {
 // metadata into cn.buf. A non-OK status is returned as an error after the
 // error metadata was consumed (the connection stays usable; payload of
 // error responses is always empty). fatal says the connection must close.
-func (cn *conn) readResponse(op wire.Op, id uint64) (h wire.Header, meta []byte, err error, fatal bool) {
+func (cn *conn) readResponse(op wire.Op, id uint64) (h wire.Header, meta []byte, fatal bool, err error) {
 	if _, err := io.ReadFull(cn.nc, cn.hdr[:]); err != nil {
-		return h, nil, err, true
+		return h, nil, true, err
 	}
 	h, err = wire.DecodeHeader(cn.hdr[:])
 	if err != nil {
-		return h, nil, fmt.Errorf("%w: response header from %s: %w", ErrProtocol, cn.addr, err), true
+		return h, nil, true, fmt.Errorf("%w: response header from %s: %w", ErrProtocol, cn.addr, err)
 	}
 	if h.Op != op || h.RequestID != id || h.Flags&wire.FlagResponse == 0 || h.CapLen != 0 {
-		return h, nil, fmt.Errorf("%w: response %v/%d from %s does not match request %v/%d", ErrProtocol, h.Op, h.RequestID, cn.addr, op, id), true
+		return h, nil, true, fmt.Errorf("%w: response %v/%d from %s does not match request %v/%d", ErrProtocol, h.Op, h.RequestID, cn.addr, op, id)
 	}
 	if cap(cn.buf) < int(h.MetaLen) {
 		cn.buf = make([]byte, h.MetaLen)
 	}
 	meta = cn.buf[:h.MetaLen]
 	if _, err := io.ReadFull(cn.nc, meta); err != nil {
-		return h, nil, err, true
+		return h, nil, true, err
 	}
 	if h.Status != wire.StatusOK {
 		var e wire.ErrorResponse
 		if h.PayloadLen != 0 || e.Decode(meta) != nil {
-			return h, nil, fmt.Errorf("%w: malformed error response from %s", ErrProtocol, cn.addr), true
+			return h, nil, true, fmt.Errorf("%w: malformed error response from %s", ErrProtocol, cn.addr)
 		}
-		return h, nil, responseError(cn.addr, h.Status, &e), false
+		return h, nil, false, responseError(cn.addr, h.Status, &e)
 	}
-	return h, meta, nil, false
+	return h, meta, false, nil
 }
 
 type appender interface{ Append([]byte) []byte }
@@ -239,14 +239,14 @@ func (c *Client) roundTrip(ctx context.Context, addr string, op wire.Op, flags u
 		// The server may have refused the request before reading all of
 		// it (busy, too large): its answer explains better than EPIPE.
 		_ = cn.nc.SetReadDeadline(time.Now().Add(time.Second))
-		if _, _, rerr, _ := cn.readResponse(op, id); rerr != nil && !isIOError(rerr) {
+		if _, _, _, rerr := cn.readResponse(op, id); rerr != nil && !isIOError(rerr) {
 			cn.nc.Close()
 			return rerr
 		}
 		cn.nc.Close()
 		return ioErr(ctx, cn, op.String(), werr)
 	}
-	_, meta, err, fatal := cn.readResponse(op, id)
+	_, meta, fatal, err := cn.readResponse(op, id)
 	if fatal {
 		cn.nc.Close()
 		if errors.Is(err, ErrProtocol) {

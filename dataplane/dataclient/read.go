@@ -61,7 +61,7 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 			}
 		}
 		buf := piece(i)
-		m, err, fatal := cn.recvRead(ids[i%2], h, off+int64(i*maxReadPiece), buf)
+		m, fatal, err := cn.recvRead(ids[i%2], h, off+int64(i*maxReadPiece), buf)
 		n += m
 		if fatal {
 			cn.nc.Close()
@@ -74,7 +74,7 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 			// A pipelined request is outstanding: consume its answer so the
 			// connection stays at a frame boundary.
 			if i+1 < pieces {
-				if _, _, ferr := cn.recvRead(ids[(i+1)%2], h, 0, nil); ferr {
+				if _, ffatal, _ := cn.recvRead(ids[(i+1)%2], h, 0, nil); ffatal {
 					cn.nc.Close()
 					return n, err
 				}
@@ -103,17 +103,17 @@ func (c *Client) sendRead(cn *conn, h, v uint64, off int64, n int) (uint64, erro
 // recvRead receives the answer to read request id for [off, off+len(p)).
 // p == nil discards the answer (its payload is drained unverified). fatal
 // says the connection is unusable.
-func (cn *conn) recvRead(id, h uint64, off int64, p []byte) (n int, err error, fatal bool) {
-	rh, meta, err, fatal := cn.readResponse(wire.OpRead, id)
+func (cn *conn) recvRead(id, h uint64, off int64, p []byte) (n int, fatal bool, err error) {
+	rh, meta, fatal, err := cn.readResponse(wire.OpRead, id)
 	if fatal || err != nil {
-		return 0, err, fatal
+		return 0, fatal, err
 	}
 	if p == nil {
 		_, err := io.CopyN(io.Discard, cn.nc, int64(rh.PayloadLen))
-		return 0, err, err != nil
+		return 0, err != nil, err
 	}
 	n, err = cn.readPayload(h, off, p, meta, int64(rh.PayloadLen))
-	return n, err, err != nil
+	return n, err != nil, err
 }
 
 // readPayload checks the read response's metadata against the request,
