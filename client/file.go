@@ -258,8 +258,22 @@ func (c *Client) writeChunk(ctx context.Context, path string, idx, within int64,
 	}
 }
 
-// locateForWrite returns chunk idx with a primary, allocating it if needed.
+// allocateStep is how many chunks one Lookup may allocate (the master caps
+// a call at 1024).
+const allocateStep = 1000
+
+// locateForWrite returns chunk idx with a primary, allocating it (and every
+// missing chunk before it, allocateStep per call) if needed.
 func (c *Client) locateForWrite(ctx context.Context, path string, idx int64) (ChunkLocation, error) {
+	for {
+		fc, ok := c.cachedFileChunks(path)
+		if !ok || idx-fc < allocateStep {
+			break
+		}
+		if _, _, err := c.lookup(ctx, path, fc+allocateStep-1, 1, false, true); err != nil {
+			return ChunkLocation{}, err
+		}
+	}
 	loc, err := c.locate(ctx, path, idx, true, true)
 	if errors.Is(err, errPastEnd) {
 		return loc, fmt.Errorf("lookup %s chunk %d: master did not allocate it", path, idx)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/gfs-go/gfs/client"
@@ -151,5 +152,33 @@ func TestReadSurvivesStoppedChunkserver(t *testing.T) {
 	got = make([]byte, len(all))
 	if n, err := f.ReadAtContext(ctx, got, 0); n != len(all) || (err != nil && !errors.Is(err, io.EOF)) || !bytes.Equal(got, all) {
 		t.Fatalf("read back after writes = %d, %v", n, err)
+	}
+}
+
+// TestWriteFarPastEnd: a write more than the master's per-call allocation
+// cap (1024 chunks) past the end allocates the gap in steps.
+// It allocates 1100 chunks (~20 s here), so it runs only with
+// GFS_LONG_TESTS=1; TestWritePastEndAndOverwrite is the bounded version.
+func TestWriteFarPastEnd(t *testing.T) {
+	if testing.Short() || os.Getenv("GFS_LONG_TESTS") == "" {
+		t.Skip("set GFS_LONG_TESTS=1 to allocate 1100 chunks")
+	}
+	_, c := startCluster(t, clusterOptions(t))
+	ctx := testCtx(t)
+	if err := c.Create(ctx, "/far", client.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := c.Open(ctx, "/far")
+	off := int64(1100*testChunkSize + 7)
+	if _, err := f.WriteAtContext(ctx, []byte("far"), off); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.Length(ctx); err != nil || n != off+3 {
+		t.Fatalf("Length = %d, %v; want %d", n, err, off+3)
+	}
+	buf := make([]byte, 10)
+	n, err := f.ReadAtContext(ctx, buf, off-7)
+	if n != 10 || (err != nil && !errors.Is(err, io.EOF)) || string(buf) != "\x00\x00\x00\x00\x00\x00\x00far" {
+		t.Fatalf("read = %d, %v, %q", n, err, buf[:n])
 	}
 }
