@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/dataplane/store"
 )
@@ -161,4 +162,39 @@ func TestHeartbeats(t *testing.T) {
 	if err := dc.Write(ctx, []string{a.Addr()}, a.Addr(), h, 1, 0, []byte("still primary"), false); err != nil {
 		t.Fatalf("write after the original lease ended: %v", err)
 	}
+}
+
+// unknownServerMaster answers the first heartbeat with UNKNOWN_SERVER (a
+// restarted master that lost track of the chunkserver).
+type unknownServerMaster struct {
+	*fakeMaster
+	once sync.Once
+}
+
+func (m *unknownServerMaster) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest) (*controlpb.HeartbeatResponse, error) {
+	var err error
+	m.once.Do(func() { err = control.Errorf(controlpb.ErrorCode_ERROR_CODE_UNKNOWN_SERVER, "who are you") })
+	if err != nil {
+		return nil, err
+	}
+	return m.fakeMaster.Heartbeat(ctx, req)
+}
+
+// TestReregisterOnUnknownServer: a heartbeat refused with UNKNOWN_SERVER
+// makes the chunkserver register again with a full report.
+func TestReregisterOnUnknownServer(t *testing.T) {
+	noLeaks(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &unknownServerMaster{fakeMaster: &fakeMaster{registers: map[string]int{}, heartbeats: map[string][]*controlpb.HeartbeatRequest{}}}
+	gs := grpc.NewServer()
+	controlpb.RegisterMasterServer(gs, m)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gs.Serve(lis) }()
+	t.Cleanup(func() { gs.Stop(); <-done })
+	s := startServer(t, func(o *Options) { o.MasterAddr = lis.Addr().String() })
+	waitFor(t, "re-registration", func() bool { return m.seen(func() bool { return m.registers[s.Addr()] == 2 }) })
+	waitFor(t, "heartbeats after it", func() bool { return m.seen(func() bool { return len(m.heartbeats[s.Addr()]) > 0 }) })
 }
