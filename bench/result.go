@@ -46,6 +46,8 @@ type Result struct {
 	Runs          int     `json:"runs"`
 	// SpreadPct is (max-min)/median of the headline figure over the runs, in percent.
 	SpreadPct float64 `json:"spread_pct"`
+	// Values are the headline figure of every run, in run order.
+	Values []float64 `json:"values"`
 	// VerifiedBytes counts bytes compared with what was written (reads), or the
 	// bytes of acknowledged records found again (append).
 	VerifiedBytes int64 `json:"verified_bytes"`
@@ -76,6 +78,7 @@ type Baseline struct {
 	P999Ms    float64            `json:"p999_ms,omitempty"`
 	Runs      int                `json:"runs"`
 	SpreadPct float64            `json:"spread_pct"`
+	Values    []float64          `json:"values"` // Value of every run, in run order
 	Note      string             `json:"note,omitempty"`
 }
 
@@ -183,7 +186,11 @@ func formatParts(parts map[string]float64, note string) string {
 		if i > 0 {
 			b.WriteString(" ")
 		}
-		fmt.Fprintf(&b, "%s=%s", k, formatValue(parts[k]))
+		if v := parts[k]; v == float64(int64(v)) {
+			fmt.Fprintf(&b, "%s=%d", k, int64(v))
+		} else {
+			fmt.Fprintf(&b, "%s=%s", k, formatValue(v))
+		}
 	}
 	if note != "" {
 		if b.Len() > 0 {
@@ -226,6 +233,7 @@ func (m *measurement) result(workload string, clients int, recordBytes int64, un
 		r.MiBPerS = float64(m.bytes) / (1 << 20) / secs
 		r.OpsPerS = float64(m.ops) / secs
 	}
+	r.Values = []float64{r.Headline()}
 	return r
 }
 
@@ -250,10 +258,14 @@ func median(vs []float64) (med, spreadPct float64) {
 // numeric field is the median of its values, Runs the count, SpreadPct the
 // spread of the headline figure.
 func aggregateResults(runs []Result) Result {
-	if len(runs) == 1 {
-		return runs[0]
-	}
 	out := runs[0]
+	out.Values = make([]float64, len(runs))
+	for i, r := range runs {
+		out.Values[i] = r.Headline()
+	}
+	if len(runs) == 1 {
+		return out
+	}
 	pick := func(f func(Result) float64) float64 {
 		vs := make([]float64, len(runs))
 		for i, r := range runs {
@@ -287,10 +299,14 @@ func aggregateResults(runs []Result) Result {
 
 // aggregateBaselines folds the runs of one baseline into their median.
 func aggregateBaselines(runs []Baseline) Baseline {
-	if len(runs) == 1 {
-		return runs[0]
-	}
 	out := runs[0]
+	out.Values = make([]float64, len(runs))
+	for i, b := range runs {
+		out.Values[i] = b.Value
+	}
+	if len(runs) == 1 {
+		return out
+	}
 	pick := func(f func(Baseline) float64) float64 {
 		vs := make([]float64, len(runs))
 		for i, r := range runs {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,9 @@ func TestAggregateResultsTakesMedians(t *testing.T) {
 	if math.Abs(got.SpreadPct-100) > 1e-9 {
 		t.Errorf("spread = %v%%, want 100%%", got.SpreadPct)
 	}
+	if !slices.Equal(got.Values, []float64{100, 300, 200}) {
+		t.Errorf("values = %v, want every run's figure in run order", got.Values)
+	}
 	if got.Note != "x" {
 		t.Errorf("note = %q, want the runs' notes", got.Note)
 	}
@@ -46,7 +50,7 @@ func TestAggregateResultsTakesMedians(t *testing.T) {
 		{Name: BaselineServe, Value: 10, Parts: map[string]float64{"a": 1}},
 		{Name: BaselineServe, Value: 30, Parts: map[string]float64{"a": 3}},
 	})
-	if bs.Value != 20 || bs.Parts["a"] != 2 || bs.Runs != 2 || bs.SpreadPct != 100 {
+	if bs.Value != 20 || bs.Parts["a"] != 2 || bs.Runs != 2 || bs.SpreadPct != 100 || !slices.Equal(bs.Values, []float64{10, 30}) {
 		t.Errorf("baseline aggregate = %+v", bs)
 	}
 }
