@@ -85,6 +85,15 @@ func TestReReplication(t *testing.T) {
 		}
 	}
 	victim.close()
+	// Make the spare the only possible target (the other survivors are
+	// full), so both chunks compete for it.
+	for _, cs := range css {
+		if cs != victim {
+			cs.mu.Lock()
+			cs.free = 0
+			cs.mu.Unlock()
+		}
+	}
 	e.clock.Advance(11 * time.Second)
 	e.hbAll()
 	e.m.maintain()

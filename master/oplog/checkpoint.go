@@ -42,6 +42,10 @@ func (l *Log) StartCheckpoint() (*Checkpoint, error) {
 	seq := l.seq
 	b := l.cur
 	b.rollTo = seq + 1
+	// Later appends must land in the next segment: seal this batch (the
+	// flusher writes sealed batches first, in order) and start a new one.
+	l.sealed = append(l.sealed, b)
+	l.cur = newBatch()
 	l.mu.Unlock()
 	select {
 	case l.kick <- struct{}{}:

@@ -56,6 +56,7 @@ type Log struct {
 	mu       sync.Mutex // guards the fields below
 	seq      uint64     // last assigned sequence number
 	cur      *batch     // batch collecting appends
+	sealed   []*batch   // batches closed to appends, flushed before cur
 	err      error      // sticky write error, or ErrClosed
 	ckptBusy bool
 	closed   bool
@@ -211,12 +212,18 @@ func (l *Log) flusher() {
 		}
 		for {
 			l.mu.Lock()
-			b := l.cur
-			if len(b.buf) == 0 && b.rollTo == 0 {
-				l.mu.Unlock()
-				break
+			var b *batch
+			if len(l.sealed) > 0 {
+				b = l.sealed[0]
+				l.sealed = l.sealed[1:]
+			} else {
+				b = l.cur
+				if len(b.buf) == 0 && b.rollTo == 0 {
+					l.mu.Unlock()
+					break
+				}
+				l.cur = newBatch()
 			}
-			l.cur = newBatch()
 			l.mu.Unlock()
 			l.flush(b)
 		}
