@@ -92,6 +92,11 @@ type Report struct {
 
 // Config records what was run, so that a figure can be reproduced.
 type Config struct {
+	// Command is the command line that produced the report (set by the caller).
+	Command string `json:"command,omitempty"`
+	// Revision is the VCS revision the binary was built from ("+dirty" when
+	// the tree had changes), "" when unknown.
+	Revision       string  `json:"revision,omitempty"`
 	Target         string  `json:"target"` // "embedded" or the master address
 	Clients        int     `json:"clients"`
 	SizeBytes      int64   `json:"size_bytes"`
@@ -117,8 +122,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	m := r.Machine
 	fmt.Fprintf(w, "machine: %d cores (%s), %s memory, kernel %s, %s, data dir %s on %s, load average %s at start\n",
 		m.Cores, m.CPUModel, formatBytes(m.MemoryBytes), m.Kernel, m.GoVersion, m.DataDir, m.Disk, m.LoadAvg)
-	fmt.Fprintf(w, "target: %s, %d clients, runs %d (median; spread = (max-min)/median)\n\n",
+	fmt.Fprintf(w, "target: %s, %d clients, runs %d (median; spread = (max-min)/median)\n",
 		r.Config.Target, r.Config.Clients, r.Config.Runs)
+	if r.Config.Command != "" {
+		fmt.Fprintf(w, "command: %s\n", r.Config.Command)
+	}
+	if r.Config.Revision != "" {
+		fmt.Fprintf(w, "revision: %s\n", r.Config.Revision)
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "baseline\tvalue\tunit\tclients\tp50 ms\tp99 ms\tspread\tparts\t")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 )
@@ -195,7 +196,8 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	rep = &Report{
 		Machine: DescribeMachine(absDir),
 		Config: Config{
-			Target: "embedded", Clients: o.Clients, SizeBytes: o.SizeBytes, RecordBytes: o.RecordBytes,
+			Revision: buildRevision(),
+			Target:   "embedded", Clients: o.Clients, SizeBytes: o.SizeBytes, RecordBytes: o.RecordBytes,
 			DurationS: o.Duration.Seconds(), BaselineS: o.BaselineDuration.Seconds(), Runs: o.Runs,
 			ChunkSizeBytes: o.ChunkSizeBytes, Chunkservers: o.Chunkservers, Replication: o.Replication, Dir: absDir,
 		},
@@ -312,6 +314,28 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		}
 	}
 	return rep, nil
+}
+
+// buildRevision returns the VCS revision in the binary's build info.
+func buildRevision() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev string
+	var dirty bool
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" && dirty {
+		rev += "+dirty"
+	}
+	return rev
 }
 
 // warmUp writes a small file under root, reads it back and deletes it.

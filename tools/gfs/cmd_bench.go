@@ -73,6 +73,7 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
+	rep.Config.Command = strings.TrimSpace("gfs bench " + strings.Join(args, " "))
 	if *asJSON {
 		return rep.WriteJSON(stdio.Stdout)
 	}
