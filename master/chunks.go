@@ -271,8 +271,9 @@ func (m *Master) placeLocked(n int, exclude func(serverID) bool) []serverID {
 // ensureLease makes sure chunk h has a primary holding a lease (GFS 3.1).
 // At most one primary exists at any time: a lease to a different server is
 // granted only once every earlier lease has surely expired by the master's
-// conservative clock, and never within LeaseTTL of the master's start
-// (leases of the previous incarnation are unknown).
+// conservative clock, and never within LeaseTTL of the master's start on a
+// chunk that existed before it (leases of the previous incarnation are
+// unknown).
 func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 	for {
 		m.mu.Lock()
@@ -291,7 +292,7 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 			}
 		}
 		now := m.clock.Now()
-		if now.Before(m.graceUntil) {
+		if h < m.graceCeiling && now.Before(m.graceUntil) {
 			m.mu.Unlock()
 			return errCode(codeTryAgain, "chunk %x: master started recently; leases granted before may be valid until %s", h, m.graceUntil.Format(time.RFC3339Nano))
 		}

@@ -26,8 +26,9 @@
 //     an extension from when it processes the heartbeat, so its expiry is
 //     never earlier than the primary's. A lease to another server is granted
 //     only after the previous expiry has passed; re-granting to the same
-//     primary is always safe. For LeaseTTL after start no lease is granted
-//     or extended (the previous incarnation's leases are unknown).
+//     primary is always safe. For LeaseTTL after start no lease on a chunk
+//     that existed before the start is granted or extended (the previous
+//     incarnation's leases are unknown).
 //   - Deletion is lazy [4.4]: the subtree disappears from the namespace at
 //     once, its chunks are kept until GCGrace has passed, then forgotten and
 //     deleted on the chunkservers through heartbeat replies; any reported

@@ -134,6 +134,11 @@ func TestNoSecondPrimary(t *testing.T) {
 	if _, err := e.lookup("/f", 0, true, false); !isCode(err, controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN) {
 		t.Fatalf("write lookup right after restart = %v, want TRY_AGAIN", err)
 	}
+	// A chunk allocated after the restart cannot have an old lease.
+	e.create("/new", 2)
+	if nl, err := e.lookup("/new", 0, true, true); err != nil || nl.Primary == "" {
+		t.Fatalf("write lookup of a new chunk right after restart: %+v %v", nl, err)
+	}
 	cur := e.css[l.Primary]
 	cur.mu.Lock()
 	cur.extend[l.Handle] = true

@@ -44,7 +44,8 @@ type Master struct {
 	allocating    map[uint64]struct{}      // handles created on chunkservers, not yet in the table
 	needCheck     map[uint64]struct{}      // chunks whose replica count may be off target
 	copies        map[uint64]*copyJob      // re-replication copies in flight, by chunk
-	graceUntil    time.Time                // no lease granted or extended before (restart)
+	graceUntil    time.Time                // no lease on an old chunk granted or extended before (restart)
+	graceCeiling  uint64                   // chunks below it existed before this start ("old")
 	settleUntil   time.Time                // no re-replication before (servers still registering)
 	sinceCkpt     int                      // records appended since the last checkpoint
 	broken        error                    // op log failed: no more mutations
@@ -86,24 +87,27 @@ func New(opts Options) (*Master, error) {
 	}
 	now := opts.Clock.Now()
 	m := &Master{
-		opts:        opts,
-		log:         opts.Logger,
-		clock:       opts.Clock,
-		oplog:       lg,
-		locks:       newLockTable(),
-		st:          st,
-		nextHandle:  st.ceiling,
-		byAddr:      make(map[string]serverID),
-		leases:      make(map[uint64]*lease),
-		granting:    make(map[uint64]chan struct{}),
-		allocating:  make(map[uint64]struct{}),
-		needCheck:   make(map[uint64]struct{}),
-		copies:      make(map[uint64]*copyJob),
-		graceUntil:  now.Add(opts.LeaseTTL),
-		settleUntil: now.Add(opts.DeadAfter),
-		conns:       make(map[string]*grpc.ClientConn),
-		kick:        make(chan struct{}, 1),
-		stop:        make(chan struct{}),
+		opts:       opts,
+		log:        opts.Logger,
+		clock:      opts.Clock,
+		oplog:      lg,
+		locks:      newLockTable(),
+		st:         st,
+		nextHandle: st.ceiling,
+		byAddr:     make(map[string]serverID),
+		leases:     make(map[uint64]*lease),
+		granting:   make(map[uint64]chan struct{}),
+		allocating: make(map[uint64]struct{}),
+		needCheck:  make(map[uint64]struct{}),
+		copies:     make(map[uint64]*copyJob),
+		graceUntil: now.Add(opts.LeaseTTL),
+		// Only chunks handed out by an earlier incarnation can hold a lease
+		// this master does not know about.
+		graceCeiling: st.ceiling,
+		settleUntil:  now.Add(opts.DeadAfter),
+		conns:        make(map[string]*grpc.ClientConn),
+		kick:         make(chan struct{}, 1),
+		stop:         make(chan struct{}),
 	}
 	for h, c := range st.chunks {
 		if c.flags&chunkTrashed == 0 {

@@ -160,7 +160,7 @@ func (m *Master) extendLocked(s *server, h uint64, now time.Time) *controlpb.Lea
 	c := m.st.chunks[h]
 	l := m.leases[h]
 	if c == nil || c.flags&chunkTrashed != 0 || l == nil || l.primary != s.id || l.version != c.version ||
-		!c.hasReplica(s.id) || m.granting[h] != nil || now.Before(m.graceUntil) {
+		!c.hasReplica(s.id) || m.granting[h] != nil || (h < m.graceCeiling && now.Before(m.graceUntil)) {
 		return nil
 	}
 	l.expiry = now.Add(m.opts.LeaseTTL)
