@@ -20,6 +20,13 @@ func (m *Master) maintain() {
 			m.forgetServerLocked(s)
 		}
 	}
+	// An expired lease (by the master's conservative clock) no longer
+	// constrains anything; drop its record so the table stays small.
+	for h, l := range m.leases {
+		if now.After(l.expiry) && m.granting[h] == nil {
+			delete(m.leases, h)
+		}
+	}
 	for h, j := range m.copies {
 		if now.After(j.deadline) {
 			m.log.Warn("copy timed out", "chunk", h, "target", m.servers[j.target].addr)
