@@ -282,13 +282,15 @@ func (s *Store) writeMeta(c *chunk, v Version, clean bool) error {
 		return err
 	}
 	if err := s.dirFile.Sync(); err != nil {
-		// The rename may or may not survive a power loss; the new file is
-		// in place for this process, so carry on with it but report.
+		// The new header is in place but may or may not survive a power
+		// loss: neither the old nor the new state can be promised, so the
+		// chunk stops serving (fail-stop; the master re-replicates it).
 		if c.meta != nil {
 			c.meta.Close()
 		}
 		c.meta = f
-		c.clean = clean
+		c.broken = fmt.Errorf("chunk %016x: directory sync failed after metadata rewrite: %w", uint64(c.h), err)
+		s.log.Error("store: chunk taken offline", "chunk", c.h, "err", err)
 		return err
 	}
 	if c.meta != nil {

@@ -169,13 +169,14 @@ func TestCorruptionScrubber(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		// Close waits for the scrubber, so its last report is in.
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 		for h := range data {
 			if !maps.Equal(rep.get(h), want[h]) {
 				t.Fatalf("seed %d chunk %x: scrubber reported %v, flipped %v", seed, h, rep.get(h), want[h])
 			}
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
 		}
 	}
 }

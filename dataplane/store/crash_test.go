@@ -90,7 +90,9 @@ func crashChild(dir string, seed uint64) {
 			n = int(min(int64(n), crashChunkSize-off))
 			say("B %d W %d %d %d %d", seq, h, off, n, opSeed)
 			err = s.WriteAt(h, crashData(opSeed, n), off)
-			lengths[h] = max(l, off+int64(n))
+			if n > 0 {
+				lengths[h] = max(l, off+int64(n))
+			}
 		case k < 16: // pad
 			to := min(l+r.Int64N(3*BlockSize), crashChunkSize)
 			say("B %d D %d %d", seq, h, to)
@@ -149,6 +151,9 @@ func (m *crashModel) apply(op []string) error {
 		m.data[h] = append(m.data[h], crashData(uint64(num(3)), int(num(2)))...)
 	case "W":
 		off, n := num(2), num(3)
+		if n == 0 {
+			break // writing nothing changes nothing
+		}
 		d := m.data[h]
 		if int(off+n) > len(d) {
 			d = append(d, make([]byte, int(off+n)-len(d))...)
@@ -283,7 +288,8 @@ func checkCrashState(t *testing.T, s *Store, m *crashModel, reported *corruptLog
 		switch fOp {
 		case "W":
 			off, _ := strconv.ParseInt(m.op[2], 10, 64)
-			fOff, fEnd = min(off, old), int64(len(fData))
+			n, _ := strconv.ParseInt(m.op[3], 10, 64)
+			fOff, fEnd = min(off, old), off+n
 		case "P", "D":
 			fOff, fEnd = old, int64(len(fData))
 		}

@@ -164,7 +164,7 @@ func runModel(t *testing.T, seed uint64, steps int, buffered bool) {
 			if err := s.WriteAt(h, p, off); err != nil {
 				fail("WriteAt(%d bytes at %d): %v", n, off, err)
 			}
-			if end := int(off) + n; end > len(m.data) {
+			if end := int(off) + n; n > 0 && end > len(m.data) {
 				m.data = append(m.data, make([]byte, end-len(m.data))...)
 			}
 			copy(m.data[off:], p)

@@ -33,6 +33,9 @@ func (s *Store) WriteAt(h Handle, p []byte, off int64) error {
 	if off < 0 || int64(len(p)) > s.chunkSize || off > s.chunkSize-int64(len(p)) {
 		return fmt.Errorf("write chunk %016x at %d, %d bytes: %w", uint64(h), off, len(p), ErrOutOfRange)
 	}
+	if len(p) == 0 {
+		return nil // like pwrite: writing nothing does not extend the chunk
+	}
 	c.mu.Lock()
 	err = s.writeLocked(c, p, off)
 	bad := c.takeReport(err)
@@ -162,7 +165,10 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 	}
 	if !c.tailOK {
 		if err := s.loadTail(c); err != nil {
-			return err
+			// A corrupt last block only stops writes that need it.
+			if end > alignDown(oldLen, BlockSize) || c.needRepair || !errors.Is(err, ErrChecksum) {
+				return err
+			}
 		}
 	}
 	if c.needRepair {
