@@ -186,6 +186,12 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		// Interrupted: the errors of the parts that were cut short say nothing.
+		if err != nil && ctx.Err() != nil {
+			rep, err = nil, fmt.Errorf("bench: interrupted: %w", ctx.Err())
+		}
+	}()
 	prog := newProgress(o.Progress)
 	root, err := os.MkdirTemp(o.Dir, "gfs-bench-")
 	if err != nil {

@@ -189,3 +189,20 @@ func TestFailedRunAgainstExistingClusterCleansUp(t *testing.T) {
 		t.Errorf("left behind: %v", names)
 	}
 }
+
+func TestRunInterrupted(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	m := newMemFS()
+	opts := memOptions(t, m)
+	opts.Duration = time.Minute
+	opts.Workloads = []string{WorkloadMetadata}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := Run(ctx, opts)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("Run = %v, want an interrupted error", err)
+	}
+	if left, _ := os.ReadDir(opts.Dir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}

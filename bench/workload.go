@@ -264,7 +264,7 @@ func (e *workloadEnv) randRead(ctx context.Context, c *counters) (*measurement, 
 	m, err := e.parallel(ctx, c, func(ctx context.Context, i int, lat *Latencies) error {
 		rng := rand.New(rand.NewPCG(e.opts.Seed, uint64(i)))
 		buf := make([]byte, randReadMax)
-		for time.Now().Before(deadline) {
+		for running(ctx, deadline) {
 			j := rng.IntN(len(files[i]))
 			n := randReadMin + rng.IntN(randReadMax-randReadMin+1)
 			off := rng.Int64N(e.opts.SizeBytes - int64(n) + 1)
@@ -283,13 +283,19 @@ func (e *workloadEnv) randRead(ctx context.Context, c *counters) (*measurement, 
 			c.bytes.Add(int64(n))
 			c.ops.Add(1)
 		}
-		return nil
+		return ctx.Err()
 	})
 	if err != nil {
 		return nil, err
 	}
 	m.verified = m.bytes
 	return m, nil
+}
+
+// running says whether a timed workload goes on: before its deadline and
+// while ctx lives (the loop's caller returns ctx.Err() after it).
+func running(ctx context.Context, deadline time.Time) bool {
+	return ctx.Err() == nil && time.Now().Before(deadline)
 }
 
 // appendRecord builds client i's record number seq.
@@ -312,7 +318,7 @@ func (e *workloadEnv) appendRecords(ctx context.Context, c *counters) (*measurem
 	deadline := time.Now().Add(e.opts.Duration)
 	m, err := e.parallel(ctx, c, func(ctx context.Context, i int, lat *Latencies) error {
 		rec := make([]byte, e.opts.RecordBytes)
-		for seq := uint64(0); time.Now().Before(deadline); seq++ {
+		for seq := uint64(0); running(ctx, deadline); seq++ {
 			e.appendRecord(rec, i, seq)
 			t0 := time.Now()
 			if err := e.fss[i].RecordAppend(ctx, p, rec); err != nil {
@@ -323,7 +329,7 @@ func (e *workloadEnv) appendRecords(ctx context.Context, c *counters) (*measurem
 			c.bytes.Add(int64(len(rec)))
 			c.ops.Add(1)
 		}
-		return nil
+		return ctx.Err()
 	})
 	if err != nil {
 		return nil, err
@@ -412,7 +418,7 @@ func (e *workloadEnv) metadata(ctx context.Context, c *counters) (*measurement, 
 			return nil
 		}
 		name := func(k int) string { return fmt.Sprintf("f-%d", k) }
-		for k := 0; time.Now().Before(deadline); k++ {
+		for k := 0; running(ctx, deadline); k++ {
 			p := path.Join(dirs[i], name(k))
 			if err := op(func() error { return fs.Create(ctx, p) }); err != nil {
 				return fmt.Errorf("create %s: %w", p, err)
@@ -438,6 +444,6 @@ func (e *workloadEnv) metadata(ctx context.Context, c *counters) (*measurement, 
 				}
 			}
 		}
-		return nil
+		return ctx.Err()
 	})
 }
