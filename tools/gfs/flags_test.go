@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
 func TestParseSize(t *testing.T) {
 	good := []struct {
@@ -41,4 +44,25 @@ func TestFormatSize(t *testing.T) {
 			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+// FuzzParseSize: any input either fails or yields a non-negative size that
+// a plain-bytes rendering parses back to.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"0", "1048576", "64MiB", "1GiB", "-1", "1.5G", "9223372036854775807", "8388608TiB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseSize(s)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("parseSize(%q) = %d", s, n)
+		}
+		back, err := parseSize(strconv.FormatInt(n, 10))
+		if err != nil || back != n {
+			t.Fatalf("round trip of %d: %d, %v", n, back, err)
+		}
+	})
 }
