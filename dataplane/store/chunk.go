@@ -29,6 +29,10 @@ type chunk struct {
 	closed  bool
 	deleted bool
 
+	// The chunk's files, opened lazily (openFiles, under fmu, by holders of
+	// mu shared or exclusive) and closed only under mu exclusive (when the
+	// chunk goes idle, is deleted or the store closes), so that a store
+	// with many chunks keeps descriptors only for the active ones.
 	data *os.File // chunk data, O_DIRECT unless the store fell back
 	meta *os.File // .meta, buffered, entries updated in place
 
@@ -56,7 +60,8 @@ type chunk struct {
 	scrubbedAt time.Time // zero: never
 
 	// rfile is a buffered read-only descriptor for Range.File, shared by
-	// ranges through reference counting. Guarded by fmu.
+	// ranges through reference counting. Guarded by fmu, which also
+	// serialises the lazy opening of data and meta.
 	fmu   sync.Mutex
 	rfile *sharedFile
 }
@@ -94,6 +99,28 @@ func (c *chunk) closeFiles() {
 	c.fmu.Unlock()
 	c.tailOK = false
 	c.tail, c.tailSpare = nil, nil
+}
+
+// openFiles opens c's data and .meta files if they are closed. The caller
+// holds c.mu (shared or exclusive).
+func (s *Store) openFiles(c *chunk) error {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if c.data == nil {
+		f, err := openDataFile(s.dataPath(c.h), os.O_RDWR, s.direct)
+		if err != nil {
+			return fmt.Errorf("open chunk %016x: %w", uint64(c.h), err)
+		}
+		c.data = f
+	}
+	if c.meta == nil {
+		f, err := os.OpenFile(s.metaPath(c.h), os.O_RDWR, 0o644)
+		if err != nil {
+			return fmt.Errorf("open chunk %016x: %w", uint64(c.h), err)
+		}
+		c.meta = f
+	}
+	return nil
 }
 
 // readFile returns a new reference to the chunk's buffered read descriptor.
@@ -174,6 +201,8 @@ func (s *Store) loadChunk(h Handle, dataMissing bool) (*chunk, []int, error) {
 			return nil, nil, fmt.Errorf("store: recover chunk %016x: %w", uint64(h), err)
 		}
 	}
+	// Opened again when first used.
+	c.closeFiles()
 	var bad []int
 	for b := range c.corrupt {
 		bad = append(bad, b)
@@ -305,6 +334,9 @@ func (s *Store) writeMeta(c *chunk, v Version, clean bool) error {
 // markClean syncs c's data and entries and rewrites its header as clean, so
 // that the next Open does not need to verify it.
 func (s *Store) markClean(c *chunk) error {
+	if err := s.openFiles(c); err != nil {
+		return err
+	}
 	if err := datasync(c.data); err != nil {
 		return fmt.Errorf("sync chunk %016x: %w", uint64(c.h), err)
 	}

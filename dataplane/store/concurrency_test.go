@@ -179,3 +179,51 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("append after close = %v", err)
 	}
 }
+
+// TestIdleChunksReleaseFiles: once the scrubber verified an idle chunk it
+// holds no descriptors, reservation or tail buffers; the chunk still works.
+func TestIdleChunksReleaseFiles(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	s := openT(t, dir, Options{ChunkSize: 1 << 20, ScrubRate: 1 << 30, ScrubIdle: time.Millisecond})
+	defer s.Close()
+	r := rand.New(rand.NewPCG(1, 1))
+	want := map[Handle][]byte{}
+	for h := Handle(1); h <= 40; h++ {
+		want[h] = randBytes(r, 1+r.IntN(200000))
+		if err := s.Create(h, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(h, want[h]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		open := 0
+		s.mu.RLock()
+		for _, c := range s.chunks {
+			c.mu.RLock()
+			if c.data != nil || c.meta != nil || c.tail != nil || c.allocated != 0 || !c.clean {
+				open++
+			}
+			c.mu.RUnlock()
+		}
+		s.mu.RUnlock()
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d chunks still hold files after 20 s idle", open)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for h, d := range want {
+		checkChunk(t, s, h, d)
+		more := randBytes(r, 777)
+		if _, err := s.Append(h, more); err != nil {
+			t.Fatal(err)
+		}
+		checkChunk(t, s, h, append(d, more...))
+	}
+}

@@ -78,6 +78,9 @@ func (s *Store) readLocked(c *chunk, p []byte, off int64) (n int, bad int, err e
 		}
 		return 0, bad, io.EOF
 	}
+	if err := s.openFiles(c); err != nil {
+		return 0, bad, err
+	}
 	reqEnd := min(off+int64(len(p)), length)
 	var stage *Buffer
 	defer func() { PutBuffer(stage) }()
@@ -283,6 +286,9 @@ func (s *Store) OpenRange(h Handle, off, n int64) (*Range, error) {
 	r.Length = stop - r.Offset
 	first, last := int(r.Offset/BlockSize), int((stop-1)/BlockSize)
 	r.Sums = append([]uint64(nil), c.sums[first:last+1]...)
+	if err := s.openFiles(c); err != nil {
+		return nil, fmt.Errorf("open range: %w", err)
+	}
 	if stop%BlockSize != 0 {
 		ls := alignDown(stop, BlockSize)
 		r.tailBuf = GetBuffer(BlockSize)

@@ -201,6 +201,9 @@ func (s *Store) runReadahead(ra *readahead) {
 	if end <= ra.off {
 		return
 	}
+	if ra.err = s.openFiles(c); ra.err != nil {
+		return
+	}
 	ra.n = end - ra.off
 	// One read per window: the windows in flight already keep the disk
 	// busy while the caller hashes and copies.

@@ -83,6 +83,19 @@ func (s *Store) scrubPass(buf []byte) bool {
 	return did
 }
 
+// releaseIdle gives back what a verified, clean, idle chunk holds only for
+// active use: the space reserved past its end, its file descriptors and the
+// in-memory tail (all reopened or rebuilt by the next use). Called with c.mu
+// held exclusively.
+func (s *Store) releaseIdle(c *chunk) {
+	if end := max(c.fileSize, alignUp(c.length, s.align)); c.allocated > end && c.data != nil {
+		zeroRange(c.data, end, c.allocated-end)
+	}
+	c.allocated = 0 // the next write reserves again (cheap where allocated)
+	c.closeFiles()  // also drops the tail state, rebuilt by the next write
+	c.tailDig.Reset()
+}
+
 // scrubChunk verifies c, which had write generation gen; it gives up
 // (without a verdict) if c is written meanwhile. false means Close.
 func (s *Store) scrubChunk(c *chunk, gen uint64, buf []byte) bool {
@@ -99,6 +112,11 @@ func (s *Store) scrubChunk(c *chunk, gen uint64, buf []byte) bool {
 			break
 		}
 		e := min(pos+int64(len(buf)), length)
+		if err := s.openFiles(c); err != nil {
+			c.mu.RUnlock()
+			s.log.Warn("store: scrub", "chunk", c.h, "err", err)
+			return true
+		}
 		if err := s.readAligned(c, buf[:alignUp(e-pos, s.align)], pos); err != nil {
 			c.mu.RUnlock()
 			s.log.Warn("store: scrub read failed", "chunk", c.h, "offset", pos, "err", err)
@@ -129,10 +147,13 @@ func (s *Store) scrubChunk(c *chunk, gen uint64, buf []byte) bool {
 	}
 	c.scrubGen = gen
 	c.scrubbedAt = time.Now()
-	if len(bad) == 0 && !c.clean && !c.needRepair && len(c.corrupt) == 0 {
+	if len(bad) == 0 && !c.clean && !c.needRepair && len(c.corrupt) == 0 && c.broken == nil {
 		if err := s.markClean(c); err != nil {
 			s.log.Warn("store: scrubber could not mark chunk clean", "chunk", c.h, "err", err)
 		}
+	}
+	if len(bad) == 0 && c.clean {
+		s.releaseIdle(c)
 	}
 	c.mu.Unlock()
 	if len(bad) > 0 {

@@ -114,6 +114,9 @@ func (s *Store) Sync(h Handle) error {
 	if c.broken != nil {
 		return fmt.Errorf("sync: %w", c.broken)
 	}
+	if err := s.openFiles(c); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
 	if err := datasync(c.data); err != nil {
 		return fmt.Errorf("sync chunk %016x data: %w", uint64(h), ioError(err))
 	}
@@ -156,6 +159,9 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 	}
 	if c.broken != nil {
 		return c.broken
+	}
+	if err := s.openFiles(c); err != nil {
+		return err
 	}
 	oldLen := c.length
 	end := off + int64(len(p))
