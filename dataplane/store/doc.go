@@ -45,12 +45,28 @@
 //     loss each block either verifies or is reported (Info().Corrupt,
 //     Options.OnCorrupt) and never served.
 //   - Writes are not durable until Sync (fdatasync of data and .meta);
-//     nothing on the write path calls fsync otherwise.
+//     nothing on the write path calls fsync otherwise. Create writes the
+//     new .meta in place without fsync: the chunk becomes durable with its
+//     first Sync (which then also fsyncs the directory) or SetVersion. A
+//     crash before the header is complete leaves a short .meta beside an
+//     empty data file, which Open removes.
+//   - Should fsync of the directory fail after a header rename, neither
+//     the old nor the new header can be promised after a power loss: the
+//     chunk goes offline (reported corrupt), fail-stop.
+//   - Each entry has its own check, so a torn or flipped entry makes only
+//     its own block unverifiable; a header that does not decode takes the
+//     chunk offline, listed at version 0 and corrupt, so the master treats
+//     the replica as stale.
 //
 // # Reads
 //
 // ReadAt verifies every block it returns (whole blocks are read, aligned
-// caller memory is filled in place). OpenRange hands out a block-aligned
+// caller memory is filled in place; large reads are split into pieces read
+// and hashed concurrently). A reader going through a chunk sequentially
+// gets readahead: two windows (the read size, 256 KiB to 4 MiB) read and
+// verified in the background, so the disk and the hashing overlap; at most
+// 16 windows exist store-wide, and a window is used only if no write
+// happened since it was read. OpenRange hands out a block-aligned
 // Range for zero-copy sending: the data file, the stored checksums of the
 // covered blocks and a snapshot of the partial last block, so the receiver
 // verifies end to end.
@@ -62,6 +78,15 @@
 // 4 MiB of reservation, while a streaming 64 MiB chunk is allocated in 16
 // large extents, and ENOSPC surfaces at the reservation, before any byte of
 // the write changed. Holes and padding stay sparse.
+//
+// # Idle chunks
+//
+// Files are opened when a chunk is first used. When the scrubber has
+// verified an idle chunk (and marked it clean), the chunk gives back its
+// descriptors, the reservation past its end and its tail buffers, so a
+// store with many chunks holds memory and descriptors only for the active
+// ones. With the scrubber disabled (ScrubRate < 0) chunks keep them until
+// Close.
 //
 // # Concurrency
 //
