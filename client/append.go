@@ -75,7 +75,7 @@ func (c *Client) RecordAppend(ctx context.Context, path string, rec []byte) (int
 			}
 			err = fmt.Errorf("append %s chunk %d (handle %x v%d, primary %s): %w", path, idx, loc.Handle, loc.Version, loc.Primary, err)
 		}
-		if !c.mutationRetryable(err) || ctx.Err() != nil {
+		if !c.mutationRetryable(err, loc.Primary) || ctx.Err() != nil {
 			return 0, err
 		}
 		c.log.Debug("append failed, retrying", "path", path, "chunk", idx, "err", err)

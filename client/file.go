@@ -247,7 +247,7 @@ func (c *Client) writeChunk(ctx context.Context, path string, idx, within int64,
 			}
 			err = fmt.Errorf("write %s chunk %d (handle %x v%d, primary %s): %w", path, idx, loc.Handle, loc.Version, loc.Primary, err)
 		}
-		if !c.mutationRetryable(err) || ctx.Err() != nil {
+		if !c.mutationRetryable(err, loc.Primary) || ctx.Err() != nil {
 			return err
 		}
 		c.log.Debug("write failed, retrying", "path", path, "chunk", idx, "err", err)
@@ -296,17 +296,24 @@ func (c *Client) chain(loc ChunkLocation) []string {
 	return append(chain, loc.Primary)
 }
 
-// mutationRetryable reports whether a failed mutation may succeed after
-// asking the master again: every data-channel failure (lease changes, dead
-// replicas, timeouts) and transient master answers, but not bad input or
-// missing files.
-func (c *Client) mutationRetryable(err error) bool {
+// mutationRetryable reports whether a failed mutation sent to primary may
+// succeed after asking the master again: every data-channel failure (lease
+// changes, dead replicas, timeouts), a refusal by another replica of the
+// chain, and transient master answers; but not bad input or missing files.
+func (c *Client) mutationRetryable(err error, primary string) bool {
+	var re *dataclient.ReplicaError
+	if errors.As(err, &re) && re.Addr != primary && primary != "" {
+		// A secondary refused or failed: its state, not our request, is
+		// the problem; the master fixes it (new lease, version, replicas).
+		return true
+	}
+	// The caller's context ending is checked by the caller; a deadline
+	// inside the data channel (IOTimeout) is a failure worth retrying.
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrIsDir), errors.Is(err, ErrNotDir),
 		errors.Is(err, ErrBadPath), errors.Is(err, ErrBadArgument), errors.Is(err, ErrClosed),
 		errors.Is(err, ErrRecordTooLarge), errors.Is(err, dataclient.ErrTooLarge),
-		errors.Is(err, dataclient.ErrBadRequest), errors.Is(err, dataclient.ErrOutOfRange),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, dataclient.ErrBadRequest), errors.Is(err, dataclient.ErrOutOfRange):
 		return false
 	}
 	return true
