@@ -192,8 +192,9 @@ func (s *Store) load() error {
 	for _, e := range ents {
 		name := e.Name()
 		switch {
-		case strings.HasSuffix(name, ".tmp"):
-			// A metadata rewrite that never reached its rename.
+		case strings.HasSuffix(name, ".tmp"), strings.HasPrefix(name, ".dioprobe-"):
+			// A metadata rewrite that never reached its rename, or the
+			// O_DIRECT probe of a process that died in Open.
 			os.Remove(filepath.Join(s.dir, name))
 		case strings.HasSuffix(name, ".meta"), strings.HasSuffix(name, ".chunk"):
 			base := strings.TrimSuffix(strings.TrimSuffix(name, ".meta"), ".chunk")
