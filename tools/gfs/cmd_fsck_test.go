@@ -119,6 +119,15 @@ func TestClientCommandsInProcess(t *testing.T) {
 		t.Fatalf("put onto existing: %s", out)
 	}
 	run("HELLO", 0, "put", "-f", "-", "/a/b/h")
+	if out := run("x", 1, "put", "-", "/a/b"); !strings.Contains(out, "is a directory") {
+		t.Fatalf("put onto a directory: %s", out)
+	}
+	if out := run("x", 1, "put", "-", "/nodir/h"); !strings.Contains(out, "no such file") {
+		t.Fatalf("put without parent: %s", out)
+	}
+	if out := run("", 0, "ls", "-json", "/a/b"); strings.Contains(out, ".put-") {
+		t.Fatalf("failed puts left temporary files:\n%s", out)
+	}
 	if out := run("", 0, "cat", "/a/b/h"); out != "HELLO" {
 		t.Fatalf("cat = %q", out)
 	}

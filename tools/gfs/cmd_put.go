@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"time"
 
 	"github.com/gfs-go/gfs/client"
 )
@@ -14,7 +18,9 @@ import (
 // (the client splits it into pieces written in parallel).
 const putBufferBytes = 32 << 20
 
-// cmdPut copies a local file (or stdin for "-") into a new GFS file.
+// cmdPut copies a local file (or stdin for "-") into a new GFS file. The
+// file is written under a hidden temporary name and renamed into place when
+// complete; a failed put removes it.
 func cmdPut(ctx context.Context, args []string, stdio IO) error {
 	fs := newFlagSet("put", "LOCAL REMOTE", stdio)
 	master := masterFlag(fs)
@@ -52,17 +58,32 @@ func cmdPut(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	defer c.Close()
-	copts := client.CreateOptions{Replication: *replication, Parents: *parents}
-	err = c.Create(ctx, remote, copts)
-	if errors.Is(err, client.ErrExists) && *force {
-		if err = c.Delete(ctx, remote, false); err == nil {
-			err = c.Create(ctx, remote, copts)
+	// Write under a temporary name beside REMOTE and rename it into place
+	// at the end: REMOTE appears complete or not at all.
+	if fi, err := c.Stat(ctx, remote); err == nil {
+		if fi.IsDir {
+			return fmt.Errorf("%s is a directory", remote)
 		}
-	}
-	if err != nil {
+		if !*force {
+			return fmt.Errorf("%s: %w (use -f to replace it)", remote, client.ErrExists)
+		}
+	} else if !errors.Is(err, client.ErrNotFound) {
 		return err
 	}
-	f, err := c.Open(ctx, remote)
+	tmp := tempName(remote)
+	if err := c.Create(ctx, tmp, client.CreateOptions{Replication: *replication, Parents: *parents}); err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// Best effort, even after ctx ended (SIGINT).
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			c.Delete(dctx, tmp, false)
+			cancel()
+		}
+	}()
+	f, err := c.Open(ctx, tmp)
 	if err != nil {
 		return err
 	}
@@ -72,7 +93,24 @@ func cmdPut(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return fmt.Errorf("%s after %d bytes: %w", remote, n, err)
 	}
+	if *force {
+		if err := c.Delete(ctx, remote, false); err != nil && !errors.Is(err, client.ErrNotFound) {
+			return err
+		}
+	}
+	if err := c.Rename(ctx, tmp, remote); err != nil {
+		return err
+	}
+	committed = true
 	return nil
+}
+
+// tempName returns a hidden name beside path for an upload in progress:
+// "/d/.f.put-<random>".
+func tempName(p string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return path.Join(path.Dir(p), "."+path.Base(p)+".put-"+hex.EncodeToString(b[:]))
 }
 
 // copyToFile writes everything src yields into f from offset 0, reading the

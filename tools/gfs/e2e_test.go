@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -394,7 +395,16 @@ func TestE2EKillChunkserverDuringPut(t *testing.T) {
 	// holding the current chunk.
 	var victim = -1
 	for victim < 0 {
-		locs, err := c.Chunks(ctx, "/big")
+		// put writes under a hidden temporary name until it is complete.
+		var tmp string
+		if entries, err := c.List(ctx, "/"); err == nil {
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name, ".big.put-") {
+					tmp = e.Path
+				}
+			}
+		}
+		locs, err := c.Chunks(ctx, tmp)
 		if err == nil && len(locs) >= 3 {
 			addrs := chunkserverAddrs(t, css)
 			for i, a := range addrs {
@@ -424,6 +434,20 @@ func TestE2EKillChunkserverDuringPut(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("put did not finish")
+	}
+	entries, err := c.List(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name)
+		if strings.HasPrefix(e.Name, ".big.put-") {
+			t.Fatalf("temporary file %s left after the put", e.Name)
+		}
+	}
+	if !slices.Contains(names, "big") {
+		t.Fatalf("after put, / holds %v; want big", names)
 	}
 	out := filepath.Join(dir, "big.out")
 	gfs(t, bin, nil, 0, "get", "-master", master, "/big", out)
