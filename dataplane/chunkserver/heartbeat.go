@@ -204,9 +204,13 @@ func (s *Server) deleteChunk(h store.Handle) {
 func (s *Server) copyChunk(ctx context.Context, cmd *controlpb.CopyCommand) error {
 	h := store.Handle(cmd.GetHandle())
 	if ci, err := s.store.Info(h); err == nil {
-		if uint64(ci.Version) >= cmd.GetVersion() && !ci.Corrupt {
-			return nil // already have it
+		if uint64(ci.Version) > cmd.GetVersion() && !ci.Corrupt {
+			// Newer than the master knows (it failed mid-grant): report it.
+			s.tracker.changed(h)
+			return nil
 		}
+		// The master does not count this replica (stale, corrupt or
+		// partial): replace it.
 		s.deleteChunk(h)
 	}
 	length, err := s.dc.Length(ctx, cmd.GetSource(), cmd.GetHandle(), cmd.GetVersion())
@@ -224,20 +228,32 @@ func (s *Server) copyChunk(ctx context.Context, cmd *controlpb.CopyCommand) erro
 	}()
 	buf := store.GetBuffer(copyPieceBytes)
 	defer store.PutBuffer(buf)
-	for off := int64(0); off < length; {
-		n, err := s.dc.Read(ctx, cmd.GetSource(), cmd.GetHandle(), cmd.GetVersion(), off, buf.B[:min(int64(len(buf.B)), length-off)])
-		if n > 0 {
-			if werr := s.store.WriteAt(h, buf.B[:n], off); werr != nil {
-				return fmt.Errorf("write local copy at %d: %w", off, werr)
+	// Copy until the source stops growing (an append may land while we
+	// copy); bounded, the master re-schedules what is still short.
+	off := int64(0)
+	for pass := 0; pass < 4 && off < length; pass++ {
+		for off < length {
+			n, err := s.dc.Read(ctx, cmd.GetSource(), cmd.GetHandle(), cmd.GetVersion(), off, buf.B[:min(int64(len(buf.B)), length-off)])
+			if n > 0 {
+				if werr := s.store.WriteAt(h, buf.B[:n], off); werr != nil {
+					return fmt.Errorf("write local copy at %d: %w", off, werr)
+				}
+				off += int64(n)
 			}
-			off += int64(n)
+			if err == io.EOF {
+				length = off
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read from %s at %d: %w", cmd.GetSource(), off, err)
+			}
 		}
-		if err == io.EOF {
-			break
+		if length, err = s.dc.Length(ctx, cmd.GetSource(), cmd.GetHandle(), cmd.GetVersion()); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("read from %s at %d: %w", cmd.GetSource(), off, err)
-		}
+	}
+	if off != length {
+		return fmt.Errorf("source %s kept growing (%d of %d bytes copied)", cmd.GetSource(), off, length)
 	}
 	if err := s.store.Sync(h); err != nil {
 		return err
