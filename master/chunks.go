@@ -25,7 +25,6 @@ var (
 	codeUnknownCh   = controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK
 	codeUnknownSrv  = controlpb.ErrorCode_ERROR_CODE_UNKNOWN_SERVER
 	codeStale       = controlpb.ErrorCode_ERROR_CODE_STALE_VERSION
-	chunkFreshClear = ^chunkFresh
 )
 
 // Lookup returns chunk locations of a file; see the .proto for for_write and
@@ -187,7 +186,6 @@ func (m *Master) allocateChunk(ctx context.Context, p string, idx int64) error {
 	if err == nil {
 		c := m.st.chunks[h]
 		c.replicas = created
-		c.flags |= chunkFresh
 		if len(created) < int(c.repl) {
 			m.needCheck[h] = struct{}{}
 		}
@@ -332,13 +330,12 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 					live = append(live, r)
 				}
 			}
-			oldV, fresh := c.version, c.flags&chunkFresh != 0
-			c.flags &= chunkFreshClear
+			oldV := c.version
 			m.mu.Unlock()
 			if len(live) == 0 {
 				err = errCode(codeNoLive, "chunk %x: no live up-to-date replica", h)
 			} else {
-				err = m.newLease(ctx, h, oldV, fresh, live)
+				err = m.newLease(ctx, h, oldV, live)
 			}
 		}
 		m.mu.Lock()
@@ -353,59 +350,58 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 // then grants the lease: GFS 3.1 / 4.5 order, so a replica that misses the
 // bump is recognisably stale and no lease is announced for a version the
 // master could forget.
-func (m *Master) newLease(ctx context.Context, h, oldV uint64, fresh bool, live []serverID) error {
+func (m *Master) newLease(ctx context.Context, h, oldV uint64, live []serverID) error {
 	m.mu.RLock()
 	addrs := make([]string, len(live))
 	for i, id := range live {
 		addrs[i] = m.servers[id].addr
 	}
 	m.mu.RUnlock()
-	newV := oldV
-	ok := live
-	if !fresh {
-		newV = oldV + 1
-		lengths := make([]int64, len(live))
-		errs := m.callAllIdx(ctx, addrs, func(ctx context.Context, i int, cs controlpb.ChunkserverClient) error {
-			resp, err := cs.SetVersion(ctx, &controlpb.SetVersionRequest{Handle: h, ExpectedVersion: oldV, Version: newV})
-			if err == nil {
-				lengths[i] = resp.GetLength()
-			}
-			return err
-		})
-		m.mu.Lock()
-		c := m.st.chunks[h]
-		if c == nil || c.flags&chunkTrashed != 0 {
-			m.mu.Unlock()
-			return errCode(codeUnknownCh, "chunk %x was deleted", h)
+	// Every new lease bumps the version, also a new chunk's first one: a
+	// replica that missed it (down, unreachable) is recognisably stale when
+	// it comes back, whatever it missed.
+	newV := oldV + 1
+	lengths := make([]int64, len(live))
+	errs := m.callAllIdx(ctx, addrs, func(ctx context.Context, i int, cs controlpb.ChunkserverClient) error {
+		resp, err := cs.SetVersion(ctx, &controlpb.SetVersionRequest{Handle: h, ExpectedVersion: oldV, Version: newV})
+		if err == nil {
+			lengths[i] = resp.GetLength()
 		}
-		ok = nil
-		var length int64
-		for i, id := range live {
-			if errs[i] == nil {
-				ok = append(ok, id)
-				length = max(length, lengths[i])
-				continue
-			}
-			// It missed the bump: stale from now on (GFS 4.5).
-			m.log.Warn("set version failed; replica dropped", "chunk", h, "server", addrs[i], "err", errs[i])
-			c.removeReplica(id)
-			m.queueDeleteLocked(id, h)
-			m.needCheck[h] = struct{}{}
-		}
-		if len(ok) == 0 {
-			m.mu.Unlock()
-			return errCode(codeNoLive, "chunk %x: no replica accepted version %d (%v)", h, newV, errs[0])
-		}
-		t, err := m.applyLocked(newRec(opVersion).u(h).u(newV).b)
-		if err != nil {
-			m.mu.Unlock()
-			return err
-		}
-		c.length = max(c.length, length)
+		return err
+	})
+	m.mu.Lock()
+	c := m.st.chunks[h]
+	if c == nil || c.flags&chunkTrashed != 0 {
 		m.mu.Unlock()
-		if err := m.waitDurable(t); err != nil {
-			return err
+		return errCode(codeUnknownCh, "chunk %x was deleted", h)
+	}
+	var ok []serverID
+	var length int64
+	for i, id := range live {
+		if errs[i] == nil {
+			ok = append(ok, id)
+			length = max(length, lengths[i])
+			continue
 		}
+		// It missed the bump: stale from now on (GFS 4.5).
+		m.log.Warn("set version failed; replica dropped", "chunk", h, "server", addrs[i], "err", errs[i])
+		c.removeReplica(id)
+		m.queueDeleteLocked(id, h)
+		m.needCheck[h] = struct{}{}
+	}
+	if len(ok) == 0 {
+		m.mu.Unlock()
+		return errCode(codeNoLive, "chunk %x: no replica accepted version %d (%v)", h, newV, errs[0])
+	}
+	t, err := m.applyLocked(newRec(opVersion).u(h).u(newV).b)
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	c.length = max(c.length, length)
+	m.mu.Unlock()
+	if err := m.waitDurable(t); err != nil {
+		return err
 	}
 	// Primary: the least loaded up-to-date replica.
 	m.mu.RLock()

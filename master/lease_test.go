@@ -10,9 +10,9 @@ import (
 
 func isCode(err error, c controlpb.ErrorCode) bool { return control.Code(err) == c }
 
-// TestAllocateAndLease: allocation creates the chunk on distinct servers; a
-// write lookup grants one lease; it is reused while valid; after expiry the
-// next lease bumps the version on every replica first.
+// TestAllocateAndLease: allocation creates the chunk (version 1) on distinct
+// servers; a write lookup bumps the version on every replica, then grants one
+// lease; it is reused while valid; after expiry the next lease bumps again.
 func TestAllocateAndLease(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
@@ -21,11 +21,11 @@ func TestAllocateAndLease(t *testing.T) {
 	}
 	e.create("/f", 3)
 	loc := e.mustLookup("/f", 0, true, true)
-	if len(loc.Replicas) != 3 || loc.Primary == "" || loc.Version != 1 || loc.Handle == 0 {
+	if len(loc.Replicas) != 3 || loc.Primary == "" || loc.Version != 2 || loc.Handle == 0 {
 		t.Fatalf("first write lookup: %+v", loc)
 	}
 	for _, cs := range e.css {
-		if c, ok := cs.has(loc.Handle); !ok || c.version != 1 {
+		if c, ok := cs.has(loc.Handle); !ok || c.version != 2 {
 			t.Fatalf("%s: chunk %x missing or wrong version (%+v)", cs.addr, loc.Handle, c)
 		}
 	}
@@ -43,11 +43,11 @@ func TestAllocateAndLease(t *testing.T) {
 	e.clock.Advance(61 * time.Second)
 	e.hbAll()
 	loc2 := e.mustLookup("/f", 0, true, false)
-	if loc2.Version != 2 || loc2.Primary == "" {
+	if loc2.Version != 3 || loc2.Primary == "" {
 		t.Fatalf("after expiry: %+v", loc2)
 	}
 	for _, cs := range e.css {
-		if c, _ := cs.has(loc.Handle); c.version != 2 {
+		if c, _ := cs.has(loc.Handle); c.version != 3 {
 			t.Fatalf("%s: version %d after bump", cs.addr, c.version)
 		}
 	}
@@ -62,7 +62,7 @@ func TestAllocateAndLease(t *testing.T) {
 	e.pastGrace()
 	e.hbAll() // re-register (the new master does not know the servers)
 	e.hbAll()
-	if l := e.mustLookup("/f", 0, false, false); l.Version != 2 || len(l.Replicas) != 3 {
+	if l := e.mustLookup("/f", 0, false, false); l.Version != 3 || len(l.Replicas) != 3 {
 		t.Fatalf("after restart: %+v", l)
 	}
 }

@@ -74,7 +74,7 @@ func (m *Master) Register(ctx context.Context, req *controlpb.RegisterRequest) (
 	s.pendingDelete = make(map[uint64]struct{})
 	var tickets []oplog.Ticket
 	for _, r := range req.GetChunks() {
-		if t, ok := m.reportLocked(s, r); ok {
+		if t, ok := m.reportLocked(s, r, known); ok {
 			tickets = append(tickets, t)
 		}
 	}
@@ -117,7 +117,7 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 	}
 	var tickets []oplog.Ticket
 	for _, r := range req.GetChanged() {
-		if t, ok := m.reportLocked(s, r); ok {
+		if t, ok := m.reportLocked(s, r, false); ok {
 			tickets = append(tickets, t)
 		}
 	}
@@ -168,9 +168,11 @@ func (m *Master) extendLocked(s *server, h uint64, now time.Time) *controlpb.Lea
 	return &controlpb.LeaseExtension{Handle: h, Version: c.version, LeaseMs: m.opts.LeaseTTL.Milliseconds()}
 }
 
-// reportLocked takes one chunk report from s. It returns a ticket when the
-// report made the master adopt a higher version (to wait on after unlocking).
-func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket, bool) {
+// reportLocked takes one chunk report from s. rejoin is set for the full
+// report of a server the master knew before (it restarted or was declared
+// dead). It returns a ticket when the report made the master adopt a higher
+// version (to wait on after unlocking).
+func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport, rejoin bool) (oplog.Ticket, bool) {
 	h := r.GetHandle()
 	c := m.st.chunks[h]
 	if c == nil {
@@ -222,13 +224,24 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 				m.queueDeleteLocked(old, h)
 			}
 		}
-		c.flags &= chunkFreshClear
 		if !c.hasReplica(s.id) {
 			c.replicas = append(c.replicas, s.id)
 		}
 		c.length = r.GetLength()
 		m.needCheck[h] = struct{}{}
 		return t, true
+	}
+	if rejoin && !c.hasReplica(s.id) && m.leasedLocked(h, m.clock.Now()) {
+		// It was away while a lease may have been mutating the chunk at
+		// this same version: it may have missed mutations the version
+		// cannot show. Treat it as stale (re-replication restores the count
+		// once the lease ends; the next lease bumps the version without it).
+		m.log.Warn("rejoining replica of a leased chunk treated as stale", "chunk", h, "server", s.addr)
+		if len(c.replicas) > 0 {
+			m.queueDeleteLocked(s.id, h)
+		}
+		m.needCheck[h] = struct{}{}
+		return oplog.Ticket{}, false
 	}
 	if !c.hasReplica(s.id) {
 		c.replicas = append(c.replicas, s.id)

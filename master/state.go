@@ -39,9 +39,6 @@ type chunk struct {
 const (
 	// chunkTrashed: the chunk belongs to a deleted file not yet reclaimed.
 	chunkTrashed uint8 = 1 << iota
-	// chunkFresh: created in this master session and never leased, so every
-	// replica is as new as the chunk; the first lease needs no version bump.
-	chunkFresh
 )
 
 func (c *chunk) hasReplica(id serverID) bool {
