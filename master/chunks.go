@@ -19,12 +19,12 @@ const (
 )
 
 var (
-	codeNoSpace     = controlpb.ErrorCode_ERROR_CODE_NO_SPACE
-	codeNoLive      = controlpb.ErrorCode_ERROR_CODE_NO_LIVE_REPLICA
-	codeTryAgain    = controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN
-	codeUnknownCh   = controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK
-	codeUnknownSrv  = controlpb.ErrorCode_ERROR_CODE_UNKNOWN_SERVER
-	codeStale       = controlpb.ErrorCode_ERROR_CODE_STALE_VERSION
+	codeNoSpace    = controlpb.ErrorCode_ERROR_CODE_NO_SPACE
+	codeNoLive     = controlpb.ErrorCode_ERROR_CODE_NO_LIVE_REPLICA
+	codeTryAgain   = controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN
+	codeUnknownCh  = controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK
+	codeUnknownSrv = controlpb.ErrorCode_ERROR_CODE_UNKNOWN_SERVER
+	codeStale      = controlpb.ErrorCode_ERROR_CODE_STALE_VERSION
 )
 
 // Lookup returns chunk locations of a file; see the .proto for for_write and
