@@ -69,7 +69,7 @@ func payload(r *rand.Rand, n int) []byte {
 func TestModel(t *testing.T) {
 	for _, buffered := range []bool{false, true} {
 		t.Run("buffered="+strconv.FormatBool(buffered), func(t *testing.T) {
-			steps := 700
+			steps := 500
 			if testing.Short() {
 				steps = 200
 			}
