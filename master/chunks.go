@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/master/oplog"
 )
@@ -431,6 +432,19 @@ func (m *Master) grant(ctx context.Context, h uint64, id serverID, addr string, 
 	now := m.clock.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if code := control.Code(err); code != controlpb.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		// The server answered and refused on purpose: it holds no new lease.
+		if code == codeStale || code == codeUnknownCh {
+			if c := m.st.chunks[h]; c != nil && c.removeReplica(id) {
+				m.log.Warn("primary candidate refused the lease; replica dropped", "chunk", h, "server", addr, "err", err)
+				if len(c.replicas) > 0 {
+					m.queueDeleteLocked(id, h)
+				}
+				m.needCheck[h] = struct{}{}
+			}
+		}
+		return errCode(codeTryAgain, "grant lease of chunk %x to %s: %v", h, addr, err)
+	}
 	if err != nil {
 		l := m.leases[h]
 		if l == nil || l.primary != id || l.version != ver {

@@ -214,6 +214,8 @@ type fakeCS struct {
 	// loseGrantAnswer: accept GrantLease, then answer with an error (the
 	// answer was lost).
 	loseGrantAnswer bool
+	// refuseGrant: answer GrantLease with STALE_VERSION without taking it.
+	refuseGrant bool
 	deleted         []uint64
 	revoked         []uint64
 	closed          bool
@@ -288,8 +290,9 @@ func (cs *fakeCS) GrantLease(ctx context.Context, req *controlpb.GrantLeaseReque
 	cs.mu.Lock()
 	c := cs.chunks[req.Handle]
 	lose := cs.loseGrantAnswer
+	refuse := cs.refuseGrant
 	cs.mu.Unlock()
-	if c == nil || c.version != req.Version {
+	if c == nil || c.version != req.Version || refuse {
 		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION, "chunk %x not at version %d", req.Handle, req.Version)
 	}
 	now := cs.clock.Now()

@@ -229,3 +229,34 @@ func TestLeaseNotGrantedOnUnknownOutcome(t *testing.T) {
 	}
 	e.grants.checkOnePrimary(t)
 }
+
+// TestRefusedGrantDropsReplica: a server that answers GrantLease with an
+// error code holds no lease, so another primary may be chosen at once; a
+// stale-version refusal drops that replica.
+func TestRefusedGrantDropsReplica(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	a, b := e.addCS(""), e.addCS("")
+	for _, cs := range []*fakeCS{a, b} {
+		cs.mu.Lock()
+		cs.refuseGrant = true
+		cs.mu.Unlock()
+	}
+	e.create("/f", 2)
+	if _, err := e.lookup("/f", 0, true, true); !isCode(err, controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN) {
+		t.Fatalf("refused grant = %v, want TRY_AGAIN", err)
+	}
+	l := e.mustLookup("/f", 0, false, false)
+	if len(l.Replicas) != 1 {
+		t.Fatalf("refusing replica still listed: %v", l.Replicas)
+	}
+	good := e.css[l.Replicas[0]]
+	good.mu.Lock()
+	good.refuseGrant = false
+	good.mu.Unlock()
+	l, err := e.lookup("/f", 0, true, false)
+	if err != nil || l.Primary != good.addr {
+		t.Fatalf("retry: %+v %v", l, err)
+	}
+	e.grants.checkOnePrimary(t)
+}
