@@ -215,11 +215,11 @@ type fakeCS struct {
 	// answer was lost).
 	loseGrantAnswer bool
 	// refuseGrant: answer GrantLease with STALE_VERSION without taking it.
-	refuseGrant bool
-	deleted         []uint64
-	revoked         []uint64
-	closed          bool
-	lastExtended    map[uint64]int64
+	refuseGrant  bool
+	deleted      []uint64
+	revoked      []uint64
+	closed       bool
+	lastExtended map[uint64]int64
 }
 
 type fakeChunk struct {
