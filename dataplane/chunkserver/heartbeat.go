@@ -73,6 +73,10 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(interval):
+		case <-s.hbKick:
+			// A copy finished: report it now, so the master counts the
+			// new replica and can schedule the next copy without waiting
+			// a whole interval.
 		}
 	}
 }
@@ -263,6 +267,10 @@ func (s *Server) copyChunk(ctx context.Context, cmd *controlpb.CopyCommand) erro
 	}
 	ok = true
 	s.tracker.changed(h)
+	select {
+	case s.hbKick <- struct{}{}:
+	default:
+	}
 	s.log.Info("chunk copied", "chunk", cmd.GetHandle(), "version", cmd.GetVersion(), "source", cmd.GetSource(), "bytes", length)
 	return nil
 }

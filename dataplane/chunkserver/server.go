@@ -98,6 +98,7 @@ type Server struct {
 	tracker changeTracker
 
 	activeMutations atomic.Int32
+	hbKick          chan struct{} // buffered(1): send a heartbeat now
 	sendMode        atomic.Int32 // SendMode; benchmarks switch it between runs
 
 	ctx    context.Context // cancelled by Close
@@ -147,7 +148,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Store.Logger == nil {
 		opts.Store.Logger = log
 	}
-	s := &Server{opts: opts, log: log, conns: make(map[net.Conn]struct{}), done: make(chan struct{})}
+	s := &Server{opts: opts, log: log, conns: make(map[net.Conn]struct{}), done: make(chan struct{}), hbKick: make(chan struct{}, 1)}
 	userOnCorrupt := opts.Store.OnCorrupt
 	opts.Store.OnCorrupt = func(h store.Handle, blocks []int) {
 		s.tracker.changed(h)
