@@ -99,7 +99,7 @@ type Server struct {
 
 	activeMutations atomic.Int32
 	hbKick          chan struct{} // buffered(1): send a heartbeat now
-	sendMode        atomic.Int32 // SendMode; benchmarks switch it between runs
+	sendMode        atomic.Int32  // SendMode; benchmarks switch it between runs
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
