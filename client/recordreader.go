@@ -35,7 +35,7 @@ type RecordReader struct {
 	base       int64 // file offset of buf[0]
 	eof        bool
 	err        error // sticky error from src (not io.EOF) or from Close
-	seen       map[RecordID]struct{}
+	seen       *idSet
 	closer     func() error
 }
 
@@ -51,7 +51,7 @@ func NewRecordScanner(r io.Reader, maxPayload int) *RecordReader {
 	if maxPayload <= 0 || maxPayload > MaxRecordPayload {
 		maxPayload = MaxRecordPayload
 	}
-	return &RecordReader{src: r, maxPayload: maxPayload, seen: make(map[RecordID]struct{})}
+	return &RecordReader{src: r, maxPayload: maxPayload, seen: newIDSet()}
 }
 
 // Next returns the next record, or io.EOF when the stream ends. Other errors
@@ -80,10 +80,9 @@ func (rr *RecordReader) Next() (Record, error) {
 		case parseOK:
 			off := rr.base + int64(rr.r)
 			rr.r += total
-			if _, dup := rr.seen[id]; dup {
-				continue
+			if !rr.seen.add(id) {
+				continue // a duplicate left by a retried append
 			}
-			rr.seen[id] = struct{}{}
 			return Record{ID: id, Offset: off, Data: payload}, nil
 		case parseNeedMore:
 			if rr.eof {
