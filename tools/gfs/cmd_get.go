@@ -44,9 +44,14 @@ func cmdGet(ctx context.Context, args []string, stdio IO) error {
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	bar := newProgress(stdio, "get "+remote, total)
 	r := f.NewReader(ctx)
-	_, err = io.Copy(tmp, &progressReader{r: r, bar: bar})
+	n, err := io.Copy(tmp, &progressReader{r: r, bar: bar})
 	bar.finish()
 	r.Close()
+	if err == nil && total >= 0 && n < total {
+		// A replica of the last chunk ended early (it missed a mutation):
+		// refuse a silently truncated copy.
+		err = fmt.Errorf("read %d bytes, the file has %d: a replica is behind; retry", n, total)
+	}
 	if err != nil {
 		tmp.Close()
 		return fmt.Errorf("%s: %w", remote, err)
