@@ -24,6 +24,7 @@ func TestSuiteAgainstEmbeddedCluster(t *testing.T) {
 	var progress bytes.Buffer
 	rep, err := Run(ctx, Options{
 		Clients:          2,
+		Runs:             1,
 		SizeBytes:        3 << 20,
 		ChunkSizeBytes:   1 << 20, // several chunks per file, appends that cross chunks
 		RecordBytes:      1000,

@@ -20,8 +20,9 @@ const (
 	DefaultClients          = 4
 	DefaultSizeBytes        = 256 << 20
 	DefaultRecordBytes      = 4 << 10
-	DefaultDuration         = 8 * time.Second
-	DefaultBaselineDuration = 2 * time.Second
+	DefaultDuration         = 5 * time.Second
+	DefaultBaselineDuration = 1500 * time.Millisecond
+	DefaultRuns             = 3
 	DefaultChunkservers     = 3
 	DefaultReplication      = 3
 )
@@ -68,7 +69,9 @@ type Options struct {
 	BaselineDuration time.Duration
 	// NoBaselines skips the baselines (ratios are then 0, with a note).
 	NoBaselines bool
-	// Runs repeats everything; figures are medians; 0 = 1.
+	// Runs repeats everything; figures are medians; 0 = DefaultRuns. A shared
+	// machine's noise easily moves one run by tens of percent: the spread
+	// says how much.
 	Runs int
 	// MasterAddr targets an existing cluster; "" = start an embedded one.
 	MasterAddr string
@@ -120,7 +123,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.BaselineDuration = DefaultBaselineDuration
 	}
 	if o.Runs == 0 {
-		o.Runs = 1
+		o.Runs = DefaultRuns
 	}
 	if o.Chunkservers == 0 {
 		o.Chunkservers = DefaultChunkservers

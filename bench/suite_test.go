@@ -16,7 +16,7 @@ import (
 // memOptions runs every workload quickly against m, without baselines.
 func memOptions(t *testing.T, m *memFS) Options {
 	return Options{
-		Clients: 3, SizeBytes: 3 << 20, RecordBytes: 100, Duration: 50 * time.Millisecond,
+		Clients: 3, SizeBytes: 3 << 20, RecordBytes: 100, Duration: 50 * time.Millisecond, Runs: 1,
 		NoBaselines: true, Dir: t.TempDir(), Seed: 5,
 		Connect: m.connect,
 		StartCluster: func(ctx context.Context, o ClusterOptions) (Target, error) {

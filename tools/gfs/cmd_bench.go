@@ -28,7 +28,7 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "duration of each timed workload (randread, append, metadata)")
 	fs.DurationVar(&o.BaselineDuration, "baseline-duration", bench.DefaultBaselineDuration, "duration of each baseline measurement (serve and odirect make two)")
 	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the baselines (ratios are then 0)")
-	fs.IntVar(&o.Runs, "runs", 1, "repeat everything K times and report medians and spread")
+	fs.IntVar(&o.Runs, "runs", bench.DefaultRuns, "repeat everything K times and report medians and spread")
 	asJSON := fs.Bool("json", false, "print the report as one JSON document instead of a table")
 	fs.StringVar(&o.MasterAddr, "master", "", "run against the cluster at HOST:PORT instead of an embedded one")
 	fs.StringVar(&o.Dir, "dir", "", "directory for the embedded cluster and the baselines' files (default: the system temp dir)")

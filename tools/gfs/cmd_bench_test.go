@@ -81,7 +81,7 @@ func TestE2EBenchJSON(t *testing.T) {
 	}
 	bin := gfsBinary(t)
 	dir := t.TempDir()
-	out := gfs(t, bin, nil, 0, "bench", "-json", "-clients", "2", "-size", "2MiB", "-chunk-size", "1MiB",
+	out := gfs(t, bin, nil, 0, "bench", "-json", "-runs", "1", "-clients", "2", "-size", "2MiB", "-chunk-size", "1MiB",
 		"-record-bytes", "1000", "-duration", "300ms", "-baseline-duration", "200ms", "-lease", "2s", "-dir", dir)
 	var doc struct {
 		Machine   map[string]any   `json:"machine"`
