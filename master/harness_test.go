@@ -215,11 +215,13 @@ type fakeCS struct {
 	// answer was lost).
 	loseGrantAnswer bool
 	// refuseGrant: answer GrantLease with STALE_VERSION without taking it.
-	refuseGrant  bool
-	deleted      []uint64
-	revoked      []uint64
-	closed       bool
-	lastExtended map[uint64]int64
+	refuseGrant bool
+	// copyAnyVersion: copy whatever version the source has (misbehaving).
+	copyAnyVersion bool
+	deleted        []uint64
+	revoked        []uint64
+	closed         bool
+	lastExtended   map[uint64]int64
 }
 
 type fakeChunk struct {
@@ -361,7 +363,10 @@ func (cs *fakeCS) hb() *controlpb.HeartbeatResponse {
 		src := cs.e.css[cp.Source]
 		src.mu.Lock()
 		sc := src.chunks[cp.Handle]
-		ok := sc != nil && sc.version == cp.Version
+		cs.mu.Lock()
+		anyVersion := cs.copyAnyVersion
+		cs.mu.Unlock()
+		ok := sc != nil && (sc.version == cp.Version || anyVersion)
 		var c fakeChunk
 		if ok {
 			c = *sc

@@ -326,3 +326,35 @@ func TestRejoinDuringLeaseIsStale(t *testing.T) {
 		t.Fatalf("unleased chunk lost a replica on rejoin: %v", l.Replicas)
 	}
 }
+
+// TestCopyOvertakenByLeaseIsStale: a copy scheduled before a version bump is
+// not accepted afterwards, even if the target claims the new version.
+func TestCopyOvertakenByLeaseIsStale(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	a, b, c := e.addCS(""), e.addCS(""), e.addCS("")
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, false, true)
+	spare := e.addCS("")
+	spare.mu.Lock()
+	spare.copyAnyVersion = true
+	spare.mu.Unlock()
+	c.close()
+	e.clock.Advance(11 * time.Second)
+	a.hb()
+	b.hb()
+	spare.hb()
+	e.m.maintain() // c dead: copy to the spare scheduled (not sent yet)
+	if l := e.mustLookup("/f", 0, true, false); l.Version != loc.Version+1 {
+		t.Fatalf("lease did not bump: %+v", l)
+	}
+	spare.hb() // copies (now at the new version) ...
+	spare.hb() // ... and reports it
+	l := e.mustLookup("/f", 0, false, false)
+	if slices.Contains(l.Replicas, spare.addr) {
+		t.Fatalf("copy made before the bump accepted: %v", l.Replicas)
+	}
+	if !spare.wasDeleted(loc.Handle) {
+		t.Fatal("overtaken copy not deleted")
+	}
+}

@@ -182,10 +182,14 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport, rejoin bool) 
 		}
 		return oplog.Ticket{}, false
 	}
+	staleCopy := false
 	if j := m.copies[h]; j != nil && j.target == s.id {
+		// A copy made before a version bump may miss mutations of the new
+		// lease whatever version the target reports.
+		staleCopy = j.version != c.version
 		m.endCopyLocked(h, j)
 	}
-	if r.GetCorrupt() {
+	if r.GetCorrupt() || (staleCopy && !c.hasReplica(s.id)) {
 		c.removeReplica(s.id)
 		if len(c.replicas) > 0 {
 			m.queueDeleteLocked(s.id, h)
