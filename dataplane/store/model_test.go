@@ -164,10 +164,12 @@ func runModel(t *testing.T, seed uint64, steps int, buffered bool) {
 			if err := s.WriteAt(h, p, off); err != nil {
 				fail("WriteAt(%d bytes at %d): %v", n, off, err)
 			}
-			if end := int(off) + n; n > 0 && end > len(m.data) {
-				m.data = append(m.data, make([]byte, end-len(m.data))...)
+			if n > 0 {
+				if end := int(off) + n; end > len(m.data) {
+					m.data = append(m.data, make([]byte, end-len(m.data))...)
+				}
+				copy(m.data[off:], p)
 			}
-			copy(m.data[off:], p)
 		case op < 57:
 			// Bad input changes nothing.
 			if err := s.WriteAt(h, []byte("abc"), chunkSize-2); !errors.Is(err, ErrOutOfRange) {
