@@ -33,6 +33,7 @@ func storeCode(err error) controlpb.ErrorCode {
 	}
 }
 
+// CreateChunk creates an empty chunk at the given version (EXISTS if present).
 func (g *grpcService) CreateChunk(ctx context.Context, req *controlpb.CreateChunkRequest) (*controlpb.CreateChunkResponse, error) {
 	if req.GetHandle() == 0 {
 		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT, "create chunk: handle 0")
@@ -46,6 +47,8 @@ func (g *grpcService) CreateChunk(ctx context.Context, req *controlpb.CreateChun
 	return &controlpb.CreateChunkResponse{}, nil
 }
 
+// SetVersion durably moves a chunk from expected_version to version
+// (idempotent when already there) and voids a lease at another version.
 func (g *grpcService) SetVersion(ctx context.Context, req *controlpb.SetVersionRequest) (*controlpb.SetVersionResponse, error) {
 	h := store.Handle(req.GetHandle())
 	info, err := g.s.store.Info(h)
@@ -74,6 +77,8 @@ func (g *grpcService) SetVersion(ctx context.Context, req *controlpb.SetVersionR
 	return &controlpb.SetVersionResponse{Length: info.Length}, nil
 }
 
+// GrantLease makes this server primary of a chunk at version for lease_ms,
+// counted from receipt minus the margin (GFS 3.1).
 func (g *grpcService) GrantLease(ctx context.Context, req *controlpb.GrantLeaseRequest) (*controlpb.GrantLeaseResponse, error) {
 	received := time.Now() // the lease counts from here (minus the margin)
 	if req.GetLeaseMs() <= 0 {
@@ -93,6 +98,7 @@ func (g *grpcService) GrantLease(ctx context.Context, req *controlpb.GrantLeaseR
 	return &controlpb.GrantLeaseResponse{}, nil
 }
 
+// RevokeLease drops the lease now; mutations are refused from here on.
 func (g *grpcService) RevokeLease(ctx context.Context, req *controlpb.RevokeLeaseRequest) (*controlpb.RevokeLeaseResponse, error) {
 	g.s.leases.revoke(store.Handle(req.GetHandle()))
 	return &controlpb.RevokeLeaseResponse{}, nil

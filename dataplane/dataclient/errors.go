@@ -34,6 +34,7 @@ type ChecksumError struct {
 	Block  int64 // block index within the chunk (offset / 64 KiB)
 }
 
+// Error names the replica, chunk and block.
 func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("dataclient: chunk %x block %d from %s: checksum mismatch", e.Handle, e.Block, e.Addr)
 }
@@ -49,6 +50,7 @@ type ReplicaError struct {
 	Err  error
 }
 
+// Error names the replica and its failure.
 func (e *ReplicaError) Error() string { return fmt.Sprintf("replica %s: %v", e.Addr, e.Err) }
 
 // Unwrap returns the replica's error.
