@@ -318,6 +318,13 @@ func TestRejoinDuringLeaseIsStale(t *testing.T) {
 	if !sec.wasDeleted(loc.Handle) {
 		t.Fatal("rejoined replica not told to delete")
 	}
+	// All replicas restart during the lease: the last one is kept.
+	for _, a := range l.Replicas {
+		e.css[a].register()
+	}
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 1 {
+		t.Fatalf("after every replica rejoined during the lease: %v, want the last one kept", l.Replicas)
+	}
 	// Without a lease, a restart is harmless: the copies stay listed.
 	e.create("/g", 3)
 	g := e.mustLookup("/g", 0, false, true)

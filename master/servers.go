@@ -235,15 +235,15 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport, rejoin bool) 
 		m.needCheck[h] = struct{}{}
 		return t, true
 	}
-	if rejoin && !c.hasReplica(s.id) && m.leasedLocked(h, m.clock.Now()) {
+	if rejoin && !c.hasReplica(s.id) && len(c.replicas) > 0 && m.leasedLocked(h, m.clock.Now()) {
 		// It was away while a lease may have been mutating the chunk at
 		// this same version: it may have missed mutations the version
-		// cannot show. Treat it as stale (re-replication restores the count
-		// once the lease ends; the next lease bumps the version without it).
+		// cannot show. Treat it as stale while another replica is listed
+		// (re-replication restores the count once the lease ends; the next
+		// lease bumps the version without it). As the only copy it is kept:
+		// better a possibly incomplete copy than none.
 		m.log.Warn("rejoining replica of a leased chunk treated as stale", "chunk", h, "server", s.addr)
-		if len(c.replicas) > 0 {
-			m.queueDeleteLocked(s.id, h)
-		}
+		m.queueDeleteLocked(s.id, h)
 		m.needCheck[h] = struct{}{}
 		return oplog.Ticket{}, false
 	}
