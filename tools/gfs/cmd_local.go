@@ -18,7 +18,7 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 	fs.StringVar(&opts.Dir, "dir", "", "root directory of the cluster's data (required)")
 	fs.IntVar(&opts.Chunkservers, "chunkservers", 3, "number of chunkservers")
 	fs.StringVar(&opts.MasterAddr, "master-addr", "", "master listen address HOST:PORT (default: last one used in -dir, else a free port)")
-	fs.Var(sizeFlag{&opts.ChunkSize}, "chunk-size", "maximum chunk size, e.g. 64MiB (0 = 64 MiB)")
+	fs.Var(sizeFlag{&opts.ChunkSize}, "chunk-size", "maximum chunk `SIZE`, e.g. 64MiB (0 = 64 MiB)")
 	fs.IntVar(&opts.Replication, "replication", 0, "default replica count (0 = min(3, chunkservers))")
 	var timers timerFlags
 	timers.register(fs)

@@ -15,7 +15,7 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	addr := fs.String("addr", "127.0.0.1:7000", "listen address HOST:PORT")
 	dir := fs.String("dir", "", "directory for the op log and checkpoints (required)")
 	var opts master.Options
-	fs.Var(sizeFlag{&opts.ChunkSize}, "chunk-size", "maximum chunk size, e.g. 64MiB (0 = 64 MiB)")
+	fs.Var(sizeFlag{&opts.ChunkSize}, "chunk-size", "maximum chunk `SIZE`, e.g. 64MiB (0 = 64 MiB)")
 	fs.IntVar(&opts.Replication, "replication", 0, "default replica count (0 = 3)")
 	fs.IntVar(&opts.CheckpointEvery, "checkpoint-every", 0, "op log records between checkpoints (0 = 100000)")
 	var timers timerFlags

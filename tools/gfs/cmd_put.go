@@ -28,7 +28,7 @@ func cmdPut(ctx context.Context, args []string, stdio IO) error {
 	parents := fs.Bool("p", false, "create missing parent directories")
 	force := fs.Bool("f", false, "replace REMOTE if it exists")
 	bufSize := int64(putBufferBytes)
-	fs.Var(sizeFlag{&bufSize}, "buffer", "bytes per write call; two are in flight (default 32MiB)")
+	fs.Var(sizeFlag{&bufSize}, "buffer", "`SIZE` of each write call; two are in flight")
 	if err := parseFlags(fs, args, 2, 2); err != nil {
 		return err
 	}

@@ -73,11 +73,22 @@ func formatSize(n int64) string {
 // sizeFlag is a flag.Value for byte counts.
 type sizeFlag struct{ p *int64 }
 
+// String renders the size exactly, with the largest binary suffix that
+// divides it ("32MiB", "1536KiB", "1000"), so that parseSize reads it back.
 func (f sizeFlag) String() string {
-	if f.p == nil {
+	if f.p == nil || *f.p == 0 {
 		return "0"
 	}
-	return strconv.FormatInt(*f.p, 10)
+	n := *f.p
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func (f sizeFlag) Set(s string) error {

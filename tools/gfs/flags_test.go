@@ -66,3 +66,18 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+func TestSizeFlagString(t *testing.T) {
+	for _, n := range []int64{0, 1, 1000, 1024, 1536, 32 << 20, 3 << 40, 1<<20 + 1} {
+		v := n
+		s := sizeFlag{&v}.String()
+		back, err := parseSize(s)
+		if err != nil || back != n {
+			t.Errorf("String of %d = %q parses to %d, %v", n, s, back, err)
+		}
+	}
+	v := int64(32 << 20)
+	if s := (sizeFlag{&v}).String(); s != "32MiB" {
+		t.Errorf("String(32 MiB) = %q", s)
+	}
+}
