@@ -133,7 +133,7 @@ func (s *Server) heartbeat(ctx context.Context, mc controlpb.MasterClient) (*con
 	}
 	sent := time.Now()
 	for h := range mutated {
-		if _, ok := s.leases.held(h, sent); ok {
+		if s.leases.wantsExtension(h, sent) {
 			req.LeaseExtensions = append(req.LeaseExtensions, uint64(h))
 		}
 	}

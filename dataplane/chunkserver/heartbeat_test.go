@@ -198,3 +198,52 @@ func TestReregisterOnUnknownServer(t *testing.T) {
 	waitFor(t, "re-registration", func() bool { return m.seen(func() bool { return m.registers[s.Addr()] == 2 }) })
 	waitFor(t, "heartbeats after it", func() bool { return m.seen(func() bool { return len(m.heartbeats[s.Addr()]) > 0 }) })
 }
+
+// TestFailedRoundStopsLeaseExtension: after a round fails on a secondary
+// the primary stops asking for extensions, so the lease lapses and the
+// master's next grant bumps the version past the replica that missed data.
+func TestFailedRoundStopsLeaseExtension(t *testing.T) {
+	noLeaks(t)
+	m, maddr := startFakeMaster(t)
+	a := startServer(t, func(o *Options) { o.MasterAddr = maddr })
+	const h = 0x90
+	rs := newChunk(t, []string{a.Addr()}, h, 0)
+	dc := newClient(t)
+	ctx := context.Background()
+	asked := func(from int) bool {
+		return m.seen(func() bool {
+			for _, hb := range m.heartbeats[a.Addr()][from:] {
+				for _, e := range hb.GetLeaseExtensions() {
+					if e == h {
+						return true
+					}
+				}
+			}
+			return false
+		})
+	}
+	count := func() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.heartbeats[a.Addr()]) }
+	if err := dc.Write(ctx, []string{a.Addr()}, a.Addr(), h, rs.version, 0, []byte("ok"), false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "an extension request", func() bool { return asked(0) })
+
+	dead := "127.0.0.1:1" // nothing listens there
+	if err := dc.Write(ctx, []string{a.Addr(), dead}, a.Addr(), h, rs.version, 0, []byte("no"), false); err == nil {
+		t.Fatal("write with a dead secondary succeeded")
+	}
+	from := count()
+	waitFor(t, "three more heartbeats", func() bool { return count() >= from+3 })
+	if asked(from) {
+		t.Fatal("primary still asks to extend a lease under which a replica failed")
+	}
+	// A new grant clears it.
+	if _, err := rs.ctls[0].GrantLease(ctx, grantLease(h, rs.version, 60000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.Write(ctx, []string{a.Addr()}, a.Addr(), h, rs.version, 0, []byte("ok"), false); err != nil {
+		t.Fatal(err)
+	}
+	from = count()
+	waitFor(t, "an extension request under the new lease", func() bool { return asked(from) })
+}

@@ -17,9 +17,34 @@ type lease struct {
 type leaseTable struct {
 	mu sync.Mutex
 	m  map[store.Handle]lease // guarded by mu
+	// tainted marks leases under which a round failed on a replica: the
+	// primary stops asking for their extension, so the lease runs out and
+	// the master's next grant bumps the version, which turns a replica
+	// that missed mutations into a visibly stale one (GFS 4.5). Guarded by mu.
+	tainted map[store.Handle]bool
 }
 
-func (t *leaseTable) init() { t.m = make(map[store.Handle]lease) }
+func (t *leaseTable) init() {
+	t.m = make(map[store.Handle]lease)
+	t.tainted = make(map[store.Handle]bool)
+}
+
+// taint stops extension requests for the lease on h.
+func (t *leaseTable) taint(h store.Handle) {
+	t.mu.Lock()
+	if _, ok := t.m[h]; ok {
+		t.tainted[h] = true
+	}
+	t.mu.Unlock()
+}
+
+// wantsExtension reports whether h's lease is held, unexpired and untainted.
+func (t *leaseTable) wantsExtension(h store.Handle, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.m[h]
+	return ok && now.Before(l.expiry) && !t.tainted[h]
+}
 
 // effective returns how long a lease of d counts here: d minus the margin,
 // the margin capped to a tenth of d.
@@ -34,6 +59,7 @@ func effective(d, margin time.Duration) time.Duration {
 func (t *leaseTable) grant(h store.Handle, version uint64, start time.Time, d, margin time.Duration) {
 	t.mu.Lock()
 	t.m[h] = lease{version: version, expiry: start.Add(effective(d, margin))}
+	delete(t.tainted, h)
 	t.mu.Unlock()
 }
 
@@ -55,6 +81,7 @@ func (t *leaseTable) extend(h store.Handle, version uint64, start time.Time, d, 
 func (t *leaseTable) revoke(h store.Handle) {
 	t.mu.Lock()
 	delete(t.m, h)
+	delete(t.tainted, h)
 	t.mu.Unlock()
 }
 

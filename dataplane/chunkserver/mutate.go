@@ -283,6 +283,14 @@ func (s *Server) runRound(h store.Handle, serial uint64, ms []*mutation) {
 	}
 	localErr := s.applyLocal(h, ops, doSync)
 	wg.Wait()
+	for i, err := range results {
+		if err != nil || replies[i].status != wire.StatusOK {
+			// A replica may now lack data the others have: let the lease
+			// lapse so the next one comes with a new version (before the
+			// mutation is noted for the heartbeat's extension requests).
+			s.leases.taint(h)
+		}
+	}
 	if len(ops) > 0 {
 		s.tracker.mutatedChunk(h)
 	}
