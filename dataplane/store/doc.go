@@ -75,9 +75,12 @@
 //
 // The data file is reserved with fallocate (FALLOC_FL_KEEP_SIZE) 4 MiB ahead
 // of the written end, not a whole chunk up front: a tiny chunk costs at most
-// 4 MiB of reservation, while a streaming 64 MiB chunk is allocated in 16
-// large extents, and ENOSPC surfaces at the reservation, before any byte of
-// the write changed. Holes and padding stay sparse.
+// 4 MiB of reservation while it is being written (given back when it goes
+// idle), a streaming 64 MiB chunk is allocated in 16 large extents, and
+// ENOSPC surfaces at the reservation, before any byte of the write changed
+// (ErrNoSpace, wrapping ENOSPC). Holes and padding stay sparse. The .meta
+// file is written at full size (16 bytes per block of the chunk size) when
+// the chunk is created, so entry updates never need space.
 //
 // # Idle chunks
 //
