@@ -135,6 +135,9 @@ func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
 	d := net.Dialer{Timeout: c.dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, cerr)
+		}
 		return nil, fmt.Errorf("dial %s: %w: %w", addr, ErrUnavailable, err)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {

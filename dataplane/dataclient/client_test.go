@@ -206,3 +206,26 @@ func TestErrorsAndDeadlines(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 }
+
+// TestReadCancelled: cancelling the context while the payload streams
+// ends the read with the context's error (not a replica failure).
+func TestReadCancelled(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	started := make(chan struct{})
+	stall := startFake(t, func(w io.Writer, h wire.Header, meta, _ []byte) {
+		// Announce a full block of payload, send half, then stall.
+		sums := []uint64{0}
+		hd := wire.Header{Op: h.Op, Flags: wire.FlagResponse, RequestID: h.RequestID, PayloadLen: BlockSize}
+		b := wire.AppendRequest(nil, &hd, nil, &wire.ReadResponse{ChunkLength: BlockSize, Sums: sums})
+		_, _ = w.Write(append(b, make([]byte, BlockSize/2)...))
+		close(started)
+	})
+	c := New(Options{})
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	_, err := c.Read(ctx, stall.lis.Addr().String(), 1, 0, 0, make([]byte, 100))
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("cancelled read: %v", err)
+	}
+}

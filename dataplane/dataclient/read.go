@@ -2,6 +2,7 @@ package dataclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -65,6 +66,10 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 		n += m
 		if fatal {
 			cn.nc.Close()
+			var ce *ChecksumError
+			if ctx.Err() == nil && (errors.As(err, &ce) || errors.Is(err, ErrProtocol)) {
+				return n, fmt.Errorf("read chunk %x at %d: %w", h, off+int64(n), err)
+			}
 			return n, ioErr(ctx, cn, "read", err)
 		}
 		if err == nil && m < len(buf) {
@@ -199,8 +204,10 @@ func (cn *conn) readPayload(h uint64, off int64, p []byte, meta []byte, payloadL
 	return int(want), nil
 }
 
+// ioErr0 wraps an I/O failure inside a read's payload; Read classifies it
+// (context, or ErrUnavailable) with ioErr.
 func ioErr0(cn *conn, err error) error {
-	return fmt.Errorf("read payload from %s: %w: %w", cn.addr, ErrUnavailable, err)
+	return fmt.Errorf("read payload: %w", err)
 }
 
 // Length returns the replica's current length of chunk h (at version v; 0
