@@ -298,14 +298,17 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 		l := m.leases[h]
 		regrant := serverID(-1)
 		if l != nil && l.expiry.After(now) {
-			samePrimaryOK := l.version == c.version && m.usablePrimaryLocked(c, l.primary)
+			samePrimaryOK := l.version == c.version && !l.noRegrant && m.usablePrimaryLocked(c, l.primary)
 			switch {
-			case samePrimaryOK && l.confirmed && l.expiry.Sub(now) > m.opts.LeaseTTL/2:
+			case samePrimaryOK && l.confirmed:
+				// Valid: the primary extends it through heartbeats while
+				// it mutates (no refresh call here that a cut-off primary
+				// could stall).
 				m.mu.Unlock()
 				return nil
 			case samePrimaryOK:
-				// Refresh or confirm: granting to the same primary again
-				// never makes two primaries.
+				// Confirm a grant whose outcome was unknown: granting to
+				// the same primary again never makes two primaries.
 				regrant = l.primary
 			default:
 				m.mu.Unlock()
@@ -317,13 +320,8 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 		var err error
 		if regrant >= 0 {
 			addr, ver := m.servers[regrant].addr, c.version
-			stillValid := l.confirmed
 			m.mu.Unlock()
 			err = m.grant(ctx, h, regrant, addr, ver)
-			if err != nil && stillValid {
-				m.log.Warn("lease refresh failed; current lease stays", "chunk", h, "err", err)
-				err = nil
-			}
 		} else {
 			var live []serverID
 			for _, r := range c.replicas {
@@ -342,6 +340,7 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 		m.mu.Lock()
 		delete(m.granting, h)
 		close(ch)
+		m.takeDeferredLocked(h)
 		m.mu.Unlock()
 		return err
 	}
@@ -435,12 +434,9 @@ func (m *Master) grant(ctx context.Context, h uint64, id serverID, addr string, 
 	if code := control.Code(err); code != controlpb.ErrorCode_ERROR_CODE_UNSPECIFIED {
 		// The server answered and refused on purpose: it holds no new lease.
 		if code == codeStale || code == codeUnknownCh {
-			if c := m.st.chunks[h]; c != nil && c.removeReplica(id) {
+			if c := m.st.chunks[h]; c != nil && c.hasReplica(id) {
 				m.log.Warn("primary candidate refused the lease; replica dropped", "chunk", h, "server", addr, "err", err)
-				if len(c.replicas) > 0 {
-					m.queueDeleteLocked(id, h)
-				}
-				m.needCheck[h] = struct{}{}
+				m.dropReplicaLocked(h, c, id)
 			}
 		}
 		return errCode(codeTryAgain, "grant lease of chunk %x to %s: %v", h, addr, err)
@@ -484,8 +480,6 @@ func (m *Master) ReportBadReplica(ctx context.Context, req *controlpb.ReportBadR
 		return &controlpb.ReportBadReplicaResponse{}, nil
 	}
 	m.log.Warn("bad replica reported", "chunk", h, "server", addr, "reason", req.GetReason())
-	c.removeReplica(id)
-	m.queueDeleteLocked(id, h)
-	m.needCheck[h] = struct{}{}
+	m.dropReplicaLocked(h, c, id)
 	return &controlpb.ReportBadReplicaResponse{}, nil
 }

@@ -218,6 +218,8 @@ type fakeCS struct {
 	refuseGrant bool
 	// copyAnyVersion: copy whatever version the source has (misbehaving).
 	copyAnyVersion bool
+	// holdSetVersion, when set, makes SetVersion wait until it is closed.
+	holdSetVersion chan struct{}
 	deleted        []uint64
 	revoked        []uint64
 	closed         bool
@@ -272,6 +274,12 @@ func (cs *fakeCS) CreateChunk(ctx context.Context, req *controlpb.CreateChunkReq
 }
 
 func (cs *fakeCS) SetVersion(ctx context.Context, req *controlpb.SetVersionRequest) (*controlpb.SetVersionResponse, error) {
+	cs.mu.Lock()
+	hold := cs.holdSetVersion
+	cs.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c := cs.chunks[req.Handle]

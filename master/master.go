@@ -40,15 +40,17 @@ type Master struct {
 	servers       []*server
 	byAddr        map[string]serverID
 	leases        map[uint64]*lease
-	granting      map[uint64]chan struct{} // chunks whose lease/version change is in flight
-	allocating    map[uint64]struct{}      // handles created on chunkservers, not yet in the table
-	needCheck     map[uint64]struct{}      // chunks whose replica count may be off target
-	copies        map[uint64]*copyJob      // re-replication copies in flight, by chunk
-	graceUntil    time.Time                // no lease on an old chunk granted or extended before (restart)
-	graceCeiling  uint64                   // chunks below it existed before this start ("old")
-	settleUntil   time.Time                // no re-replication before (servers still registering)
-	sinceCkpt     int                      // records appended since the last checkpoint
-	broken        error                    // op log failed: no more mutations
+	granting      map[uint64]chan struct{}    // chunks whose lease/version change is in flight
+	allocating    map[uint64]struct{}         // handles created on chunkservers, not yet in the table
+	needCheck     map[uint64]struct{}         // chunks whose replica count may be off target
+	copies        map[uint64]*copyJob         // re-replication copies in flight, by chunk
+	suspect       map[uint64]*suspectSet      // replicas not to re-admit at a version (see suspect.go)
+	deferred      map[uint64][]deferredReport // reports that arrived during a lease change
+	graceUntil    time.Time                   // no lease on an old chunk granted or extended before (restart)
+	graceCeiling  uint64                      // chunks below it existed before this start ("old")
+	settleUntil   time.Time                   // no re-replication before (servers still registering)
+	sinceCkpt     int                         // records appended since the last checkpoint
+	broken        error                       // op log failed: no more mutations
 
 	connMu sync.Mutex // guards conns
 	conns  map[string]*grpc.ClientConn
@@ -68,6 +70,10 @@ type lease struct {
 	version   uint64
 	expiry    time.Time
 	confirmed bool // the primary acknowledged; unconfirmed = grant outcome unknown
+	// noRegrant: the primary restarted or was declared dead since the grant;
+	// it may have lost its lease state (and its mutation serials), so the
+	// lease is never granted or extended to it again at this version.
+	noRegrant bool
 }
 
 // New recovers the master's state from opts.Dir and starts its maintenance
@@ -100,6 +106,8 @@ func New(opts Options) (*Master, error) {
 		allocating: make(map[uint64]struct{}),
 		needCheck:  make(map[uint64]struct{}),
 		copies:     make(map[uint64]*copyJob),
+		suspect:    make(map[uint64]*suspectSet),
+		deferred:   make(map[uint64][]deferredReport),
 		graceUntil: now.Add(opts.LeaseTTL),
 		// Only chunks handed out by an earlier incarnation can hold a lease
 		// this master does not know about.

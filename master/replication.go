@@ -27,6 +27,7 @@ func (m *Master) maintain() {
 			delete(m.leases, h)
 		}
 	}
+	m.pruneSuspectsLocked()
 	for h, j := range m.copies {
 		if now.After(j.deadline) {
 			m.log.Warn("copy timed out", "chunk", h, "target", m.servers[j.target].addr)
@@ -178,7 +179,7 @@ func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance
 		racks[m.servers[r].rack] = true
 	}
 	targets := m.placeLocked(len(m.servers), func(id serverID) bool {
-		return c.hasReplica(id) || m.servers[id].copiesIn >= max
+		return c.hasReplica(id) || m.servers[id].copiesIn >= max || m.isSuspectLocked(h, c, id)
 	})
 	if len(targets) == 0 {
 		return false
@@ -214,8 +215,7 @@ func (m *Master) trimLocked(h uint64, c *chunk, n int) {
 	rs := append([]serverID(nil), c.replicas...)
 	sort.Slice(rs, func(i, j int) bool { return usedFraction(m.servers[rs[i]]) > usedFraction(m.servers[rs[j]]) })
 	for _, r := range rs[:n] {
-		c.removeReplica(r)
-		m.queueDeleteLocked(r, h)
+		m.dropReplicaLocked(h, c, r)
 		m.log.Info("extra replica deleted", "chunk", h, "server", m.servers[r].addr)
 	}
 }

@@ -365,3 +365,168 @@ func TestCopyOvertakenByLeaseIsStale(t *testing.T) {
 		t.Fatal("overtaken copy not deleted")
 	}
 }
+
+// TestDroppedDuringLeaseNotReadmitted (docs/faults.md B1): a replica declared
+// dead while the chunk was leased may have missed mutations at the same
+// version; when it comes back after the lease ended (no new lease, so no
+// version bump) it is still not listed, and is told to delete its copy.
+func TestDroppedDuringLeaseNotReadmitted(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, true, true)
+	var sec *fakeCS
+	for _, a := range loc.Replicas {
+		if a != loc.Primary {
+			sec = e.css[a]
+			break
+		}
+	}
+	e.clock.Advance(11 * time.Second)
+	for _, cs := range e.css {
+		if cs != sec {
+			cs.hb()
+		}
+	}
+	e.m.maintain() // sec declared dead during the lease
+	e.clock.Advance(60 * time.Second)
+	for _, cs := range e.css {
+		if cs != sec {
+			cs.hb()
+		}
+	}
+	e.m.maintain() // lease over, nobody asked for a new one
+	if resp := sec.hb(); !resp.Reregister {
+		t.Fatalf("dead server not asked to re-register")
+	}
+	l := e.mustLookup("/f", 0, false, false)
+	if slices.Contains(l.Replicas, sec.addr) || l.Version != loc.Version {
+		t.Fatalf("replica dropped during the lease re-admitted: %+v", l)
+	}
+	sec.hb()
+	if !sec.wasDeleted(loc.Handle) {
+		t.Fatal("not told to delete its copy")
+	}
+	// Its deletion confirmed, it may receive a fresh copy.
+	sec.mu.Lock()
+	sec.removed[loc.Handle] = true
+	sec.mu.Unlock()
+	sec.hb()
+	e.m.maintain()
+	sec.hb()
+	sec.hb()
+	if l := e.mustLookup("/f", 0, false, false); !slices.Contains(l.Replicas, sec.addr) {
+		t.Fatalf("fresh copy not admitted: %v", l.Replicas)
+	}
+}
+
+// TestBadReplicaNotReaddedByReport (docs/faults.md B3): a replica reported
+// bad is not re-added by its own report before its deletion happened.
+func TestBadReplicaNotReaddedByReport(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	e.addCS("")
+	e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	bad := e.css[loc.Replicas[0]]
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: bad.addr}); err != nil {
+		t.Fatal(err)
+	}
+	// Its report arrives before the delete command (a full re-register).
+	bad.register()
+	l := e.mustLookup("/f", 0, false, false)
+	if len(l.Replicas) != 1 || l.Replicas[0] == bad.addr {
+		t.Fatalf("bad replica re-added by its report: %v", l.Replicas)
+	}
+	// The good one is reported bad too: it is the last one, so it is kept.
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: l.Replicas[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if l2 := e.mustLookup("/f", 0, false, false); !slices.Equal(l2.Replicas, l.Replicas) {
+		t.Fatalf("last replica dropped: %v", l2.Replicas)
+	}
+}
+
+// TestRestartedPrimaryNotRegranted (docs/faults.md B2): a primary that
+// restarted within its lease is neither extended nor granted the lease again
+// at the same version; the next lease bumps the version.
+func TestRestartedPrimaryNotRegranted(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	e.addCS("")
+	e.create("/f", 1)
+	loc := e.mustLookup("/f", 0, true, true)
+	prim := e.css[loc.Primary]
+	prim.register() // restarted: the only copy, so it stays listed
+	prim.mu.Lock()
+	prim.extend[loc.Handle] = true
+	prim.mu.Unlock()
+	if resp := prim.hb(); len(resp.Extensions) != 0 {
+		t.Fatalf("restarted primary's lease extended: %+v", resp)
+	}
+	if _, err := e.lookup("/f", 0, true, false); !isCode(err, controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN) {
+		t.Fatalf("write lookup during the old lease = %v, want TRY_AGAIN", err)
+	}
+	e.clock.Advance(61 * time.Second)
+	prim.hb()
+	l := e.mustLookup("/f", 0, true, false)
+	if l.Version != loc.Version+1 || l.Primary != prim.addr {
+		t.Fatalf("new lease: %+v (want version %d)", l, loc.Version+1)
+	}
+}
+
+// TestReportDuringLeaseChangeIsTaken (docs/faults.md B6): a copy reported
+// while a lease change of its chunk is in flight is not lost: it is taken
+// after the change (here: stale, since the version moved), and the chunk is
+// copied again once the lease is over.
+func TestReportDuringLeaseChangeIsTaken(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	a, b := e.addCS(""), e.addCS("")
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, false, true) // on a and b only
+	spare := e.addCS("")
+	e.m.maintain()
+	spare.hb() // gets the copy command and copies
+	hold := make(chan struct{})
+	for _, cs := range []*fakeCS{a, b} {
+		cs.mu.Lock()
+		cs.holdSetVersion = hold
+		cs.mu.Unlock()
+	}
+	done := make(chan error, 1)
+	go func() { _, err := e.lookup("/f", 0, true, false); done <- err }()
+	for {
+		e.m.mu.RLock()
+		busy := e.m.granting[loc.Handle] != nil
+		e.m.mu.RUnlock()
+		if busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	spare.hb() // reports the copy during the lease change
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	spare.hb()
+	if !spare.wasDeleted(loc.Handle) {
+		t.Fatal("copy reported during the lease change was not taken (no delete of the stale copy)")
+	}
+	spare.mu.Lock()
+	spare.removed[loc.Handle] = true
+	spare.mu.Unlock()
+	e.clock.Advance(61 * time.Second)
+	e.hbAll()
+	e.m.maintain()
+	spare.hb()
+	spare.hb()
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 3 {
+		t.Fatalf("chunk not re-replicated after the lease: %v", l.Replicas)
+	}
+}

@@ -74,7 +74,7 @@ func (m *Master) Register(ctx context.Context, req *controlpb.RegisterRequest) (
 	s.pendingDelete = make(map[uint64]struct{})
 	var tickets []oplog.Ticket
 	for _, r := range req.GetChunks() {
-		if t, ok := m.reportLocked(s, r, known); ok {
+		if t, ok := m.reportLocked(s, r); ok {
 			tickets = append(tickets, t)
 		}
 	}
@@ -117,13 +117,18 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 	}
 	var tickets []oplog.Ticket
 	for _, r := range req.GetChanged() {
-		if t, ok := m.reportLocked(s, r, false); ok {
+		if t, ok := m.reportLocked(s, r); ok {
 			tickets = append(tickets, t)
 		}
 	}
 	for _, h := range req.GetRemoved() {
 		if c := m.st.chunks[h]; c != nil && c.removeReplica(s.id) {
+			if m.leasedLocked(h, now) {
+				m.markSuspectLocked(h, c, s.id)
+			}
 			m.needCheck[h] = struct{}{}
+		} else {
+			m.unsuspectLocked(h, s.id)
 		}
 		if j := m.copies[h]; j != nil && j.target == s.id {
 			m.endCopyLocked(h, j)
@@ -159,7 +164,7 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 func (m *Master) extendLocked(s *server, h uint64, now time.Time) *controlpb.LeaseExtension {
 	c := m.st.chunks[h]
 	l := m.leases[h]
-	if c == nil || c.flags&chunkTrashed != 0 || l == nil || l.primary != s.id || l.version != c.version ||
+	if c == nil || c.flags&chunkTrashed != 0 || l == nil || l.primary != s.id || l.version != c.version || l.noRegrant ||
 		!c.hasReplica(s.id) || m.granting[h] != nil || (h < m.graceCeiling && now.Before(m.graceUntil)) {
 		return nil
 	}
@@ -168,11 +173,10 @@ func (m *Master) extendLocked(s *server, h uint64, now time.Time) *controlpb.Lea
 	return &controlpb.LeaseExtension{Handle: h, Version: c.version, LeaseMs: m.opts.LeaseTTL.Milliseconds()}
 }
 
-// reportLocked takes one chunk report from s. rejoin is set for the full
-// report of a server the master knew before (it restarted or was declared
-// dead). It returns a ticket when the report made the master adopt a higher
-// version (to wait on after unlocking).
-func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport, rejoin bool) (oplog.Ticket, bool) {
+// reportLocked takes one chunk report from s. It returns a ticket when the
+// report made the master adopt a higher version (to wait on after
+// unlocking).
+func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket, bool) {
 	h := r.GetHandle()
 	c := m.st.chunks[h]
 	if c == nil {
@@ -180,6 +184,12 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport, rejoin bool) 
 			// Orphan: no file references it (never committed, or reclaimed).
 			m.queueDeleteLocked(s.id, h)
 		}
+		return oplog.Ticket{}, false
+	}
+	if m.granting[h] != nil {
+		// A lease change is in flight and decides the replica set; take
+		// the report once it is done.
+		m.deferred[h] = append(m.deferred[h], deferredReport{server: s.id, report: r})
 		return oplog.Ticket{}, false
 	}
 	staleCopy := false
@@ -190,15 +200,7 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport, rejoin bool) 
 		m.endCopyLocked(h, j)
 	}
 	if r.GetCorrupt() || (staleCopy && !c.hasReplica(s.id)) {
-		c.removeReplica(s.id)
-		if len(c.replicas) > 0 {
-			m.queueDeleteLocked(s.id, h)
-		}
-		m.needCheck[h] = struct{}{}
-		return oplog.Ticket{}, false
-	}
-	if m.granting[h] != nil {
-		// A version change is in flight; it decides the replica set.
+		m.dropReplicaLocked(h, c, s.id)
 		return oplog.Ticket{}, false
 	}
 	v := r.GetVersion()
@@ -235,17 +237,17 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport, rejoin bool) 
 		m.needCheck[h] = struct{}{}
 		return t, true
 	}
-	if rejoin && !c.hasReplica(s.id) && len(c.replicas) > 0 && m.leasedLocked(h, m.clock.Now()) {
-		// It was away while a lease may have been mutating the chunk at
-		// this same version: it may have missed mutations the version
-		// cannot show. Treat it as stale while another replica is listed
-		// (re-replication restores the count once the lease ends; the next
-		// lease bumps the version without it). As the only copy it is kept:
-		// better a possibly incomplete copy than none.
-		m.log.Warn("rejoining replica of a leased chunk treated as stale", "chunk", h, "server", s.addr)
-		m.queueDeleteLocked(s.id, h)
-		m.needCheck[h] = struct{}{}
-		return oplog.Ticket{}, false
+	if !c.hasReplica(s.id) && m.isSuspectLocked(h, c, s.id) {
+		if len(c.replicas) > 0 {
+			// Dropped while the chunk may have been mutating at this
+			// version: never re-admitted at it (docs/faults.md B1, B3).
+			m.queueDeleteLocked(s.id, h)
+			m.needCheck[h] = struct{}{}
+			return oplog.Ticket{}, false
+		}
+		// The only copy left: better a possibly incomplete copy than none.
+		m.log.Warn("suspect replica re-admitted as the last copy", "chunk", h, "server", s.addr)
+		m.unsuspectLocked(h, s.id)
 	}
 	if !c.hasReplica(s.id) {
 		c.replicas = append(c.replicas, s.id)
@@ -270,9 +272,19 @@ func (m *Master) queueDeleteLocked(id serverID, h uint64) {
 // restarted, or sent a full report that replaces what it held). Its leases
 // stay recorded until they expire: a new primary still waits them out.
 func (m *Master) forgetServerLocked(s *server) {
+	now := m.clock.Now()
 	for h, c := range m.st.chunks {
 		if c.removeReplica(s.id) && c.flags&chunkTrashed == 0 {
 			m.needCheck[h] = struct{}{}
+			if m.leasedLocked(h, now) || m.granting[h] != nil {
+				// It may miss (or have missed) mutations at this version.
+				m.markSuspectLocked(h, c, s.id)
+			}
+		}
+	}
+	for _, l := range m.leases {
+		if l.primary == s.id {
+			l.noRegrant = true
 		}
 	}
 	for h, j := range m.copies {
