@@ -109,7 +109,7 @@ func (m *Master) locationLocked(idx int64, h uint64, c *chunk, now time.Time) *c
 			loc.Replicas = append(loc.Replicas, s.addr)
 		}
 	}
-	if l := m.leases[h]; l != nil && l.confirmed && l.version == c.version && l.expiry.After(now) && m.usablePrimaryLocked(c, l.primary) {
+	if l := m.leases[h]; l != nil && l.confirmed && !l.noRegrant && l.version == c.version && l.expiry.After(now) && m.usablePrimaryLocked(c, l.primary) {
 		loc.Primary = m.servers[l.primary].addr
 		loc.LeaseExpiryUnixMs = l.expiry.UnixMilli()
 	}
