@@ -13,7 +13,9 @@
 //   - A primary accepts a mutation only while it holds a lease for the
 //     chunk at the request's version, counted from when it received
 //     GrantLease (or sent the heartbeat that extended it) minus LeaseMargin,
-//     by its own monotonic clock (GFS 3.1).
+//     by its own monotonic clock (GFS 3.1). After a round failed on a
+//     replica it stops asking for extensions, so the next lease comes with
+//     a new version and the replica that missed data shows up as stale.
 //   - Mutations of one chunk are applied in the primary's serial order on
 //     every replica: the primary runs one round at a time per chunk
 //     (batching whatever queued meanwhile: group commit), applies it
@@ -26,6 +28,9 @@
 //   - A replica only reports (in heartbeats and Length) what its store
 //     holds; a failed round leaves replicas possibly different inside the
 //     failed region (GFS semantics) but never claiming bytes they lack.
+//   - A re-replication copy is created at version 0 and gets the
+//     master's version only once complete and synced: a partial copy never
+//     claims the version.
 //   - Every goroutine is started by Serve or by a request handler and
 //     stopped and waited for by Close.
 package chunkserver
