@@ -331,7 +331,7 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 
 // parallelHashMin is the write size from which hashing runs concurrently
 // with the data write.
-const parallelHashMin = 128 << 10
+const parallelHashMin = 64 << 10
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
