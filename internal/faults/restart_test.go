@@ -234,6 +234,7 @@ func TestAllChunkserversRestartFromDisk(t *testing.T) {
 	acks := newAckLog()
 	appender(ctx, cl, logPath, "r", 5000, 300, acks, nil)
 	paths := append(slices.Sorted(mapKeys(want)), logPath)
+	waitReplication(t, cl, paths, 3, nil, 30*time.Second)
 	before := snapshotChunks(t, cl, paths)
 
 	for _, d := range c.cs {
