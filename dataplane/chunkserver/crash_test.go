@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/gfs-go/gfs/dataplane/dataclient"
@@ -69,4 +70,63 @@ func TestKilledSecondary(t *testing.T) {
 	if info.Length < int64(len(first)) || !bytes.Equal(got[:len(first)], first) {
 		t.Fatalf("dead replica lost the acknowledged (synced) write: length %d", info.Length)
 	}
+}
+
+// TestKilledPrimaryLosesNoAcknowledgedAppend: the primary (its own
+// process) is killed with SIGKILL while clients append; every append it
+// acknowledged is on both surviving secondaries, at the offset it named.
+func TestKilledPrimaryLosesNoAcknowledgedAppend(t *testing.T) {
+	noLeaks(t)
+	c := startChild(t, t.TempDir())
+	s1, s2 := startServer(t, nil), startServer(t, nil)
+	addrs := []string{c.addr, s1.Addr(), s2.Addr()}
+	rs := newChunk(t, addrs, 0x71, 0)
+	dc := newClient(t)
+	ctx := context.Background()
+
+	type rec struct {
+		off  int64
+		data []byte
+	}
+	var mu sync.Mutex
+	var acked []rec
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 11))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				data := randBytes(r, 1+r.IntN(8<<10))
+				off, err := dc.Append(ctx, addrs, c.addr, rs.handle, 1, data, false)
+				if err != nil {
+					return // the primary died
+				}
+				mu.Lock()
+				acked = append(acked, rec{off, data})
+				mu.Unlock()
+			}
+		}()
+	}
+	waitFor(t, "some acknowledged appends", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 200 })
+	c.kill()
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range []string{s1.Addr(), s2.Addr()} {
+		got := readAll(t, dc, a, rs.handle)
+		for _, r := range acked {
+			if r.off+int64(len(r.data)) > int64(len(got)) || !bytes.Equal(got[r.off:r.off+int64(len(r.data))], r.data) {
+				t.Fatalf("replica %s lost the acknowledged record at %d (%d bytes; replica has %d)", a, r.off, len(r.data), len(got))
+			}
+		}
+	}
+	t.Logf("%d acknowledged appends intact on both survivors", len(acked))
 }
