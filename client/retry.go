@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,7 +37,11 @@ func (c *Client) callMaster(ctx context.Context, kind callKind, fn func(context.
 			return err
 		}
 		err := fn(ctx)
-		if err == nil || ctx.Err() != nil || !retryableCall(kind, err) {
+		if err != nil && ctx.Err() != nil {
+			// Make errors.Is(err, context.Canceled) hold for the caller.
+			return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		if err == nil || !retryableCall(kind, err) {
 			return err
 		}
 		if bo == nil {

@@ -70,9 +70,10 @@ func TestFsckReportsUnderReplicatedAndMissing(t *testing.T) {
 	if code, _, stderr := runCmd(t, env, data, "put", "-p", "-", "/d/f"); code != 0 {
 		t.Fatalf("put: exit %d: %s", code, stderr)
 	}
-	if code, rep := fsckOnce(t, env); code != 0 || !rep.Healthy || rep.Files != 1 || rep.Chunks != 3 {
-		t.Fatalf("healthy cluster: exit %d, %+v", code, rep)
-	}
+	// Replica lists converge with the chunkservers' reports: wait for health.
+	waitFsck(t, env, func(code int, rep fsckJSON) bool {
+		return code == 0 && rep.Healthy && rep.Files == 1 && rep.Chunks == 3
+	})
 	if code, out, _ := runCmd(t, env, "", "fsck", "/d"); code != 0 || !strings.Contains(out, "HEALTHY") {
 		t.Fatalf("fsck /d: exit %d\n%s", code, out)
 	}
