@@ -375,3 +375,33 @@ func BenchmarkIssue(b *testing.B) {
 		}
 	}
 }
+
+func TestVerifyAnyOpAndChunk(t *testing.T) {
+	kr, v, _ := setup(t, KeyringOptions{})
+	w := issue(t, kr, 5, OpWrite)
+	rc := issue(t, kr, 5, OpCopy)
+	if _, err := v.VerifyAnyOp(w, 5, OpWrite|OpAppend); err != nil {
+		t.Fatalf("write token for a write-or-append round: %v", err)
+	}
+	if _, err := v.Verify(w, 5, OpWrite|OpAppend); !errors.Is(err, ErrWrongOp) {
+		t.Fatalf("write token where both are required: %v", err)
+	}
+	if _, err := v.VerifyAnyOp(rc, 5, OpRead|OpCopy); err != nil {
+		t.Fatalf("copy token for a read-or-copy: %v", err)
+	}
+	if _, err := v.VerifyAnyOp(rc, 5, OpWrite|OpAppend); !errors.Is(err, ErrWrongOp) {
+		t.Fatalf("copy token for a mutation: %v", err)
+	}
+	if _, err := v.VerifyAnyOp(w, 6, OpWrite); !errors.Is(err, ErrWrongChunk) {
+		t.Fatalf("other chunk: %v", err)
+	}
+	if _, err := v.VerifyAnyChunk(w, OpWrite|OpAppend); err != nil {
+		t.Fatalf("push with a write token: %v", err)
+	}
+	if _, err := v.VerifyAnyChunk(rc, OpWrite|OpAppend); !errors.Is(err, ErrWrongOp) {
+		t.Fatalf("push with a copy token: %v", err)
+	}
+	if _, err := v.VerifyAnyChunk(nil, OpWrite); !errors.Is(err, ErrMissing) {
+		t.Fatalf("push without a token: %v", err)
+	}
+}

@@ -130,6 +130,24 @@ func (v *Verifier) KeyIDs() []uint32 {
 // ErrExpired, ErrWrongChunk, ErrWrongOp (all match ErrRefused) and is
 // counted; its message never contains key material or the MAC.
 func (v *Verifier) Verify(token []byte, handle uint64, op Op) (Capability, error) {
+	return v.verify(token, handle, true, op, true)
+}
+
+// VerifyAnyOp is Verify accepting a token that allows at least one
+// operation of anyOf (a secondary applying a round of writes and appends,
+// a source serving a read or a copy).
+func (v *Verifier) VerifyAnyOp(token []byte, handle uint64, anyOf Op) (Capability, error) {
+	return v.verify(token, handle, true, anyOf, false)
+}
+
+// VerifyAnyChunk is VerifyAnyOp without the chunk test, for requests that
+// name no chunk (a push buffers data a later mutation, checked itself,
+// writes into one).
+func (v *Verifier) VerifyAnyChunk(token []byte, anyOf Op) (Capability, error) {
+	return v.verify(token, 0, false, anyOf, false)
+}
+
+func (v *Verifier) verify(token []byte, handle uint64, checkHandle bool, op Op, all bool) (Capability, error) {
 	if len(token) == 0 {
 		v.refusals[reasonMissing].Add(1)
 		return Capability{}, fmt.Errorf("chunk %016x: %w", handle, ErrMissing)
@@ -154,11 +172,11 @@ func (v *Verifier) Verify(token []byte, handle uint64, op Op) (Capability, error
 		v.refusals[reasonExpired].Add(1)
 		return Capability{}, fmt.Errorf("chunk %016x: token expired at %s: %w", handle, c.Expiry.UTC().Format(time.RFC3339), ErrExpired)
 	}
-	if c.Handle != handle {
+	if checkHandle && c.Handle != handle {
 		v.refusals[reasonWrongChunk].Add(1)
 		return Capability{}, fmt.Errorf("chunk %016x: token for chunk %016x: %w", handle, c.Handle, ErrWrongChunk)
 	}
-	if op == 0 || c.Ops&op != op {
+	if op == 0 || (all && c.Ops&op != op) || (!all && c.Ops&op == 0) {
 		v.refusals[reasonWrongOp].Add(1)
 		return Capability{}, fmt.Errorf("chunk %016x: %s requested, token allows %s: %w", handle, op, c.Ops, ErrWrongOp)
 	}
