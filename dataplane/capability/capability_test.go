@@ -2,6 +2,7 @@ package capability
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -403,5 +404,15 @@ func TestVerifyAnyOpAndChunk(t *testing.T) {
 	}
 	if _, err := v.VerifyAnyChunk(nil, OpWrite); !errors.Is(err, ErrMissing) {
 		t.Fatalf("push without a token: %v", err)
+	}
+}
+
+func TestContext(t *testing.T) {
+	ctx := context.Background()
+	if FromContext(ctx) != nil {
+		t.Fatal("token in an empty context")
+	}
+	if got := FromContext(NewContext(ctx, []byte("tok"))); string(got) != "tok" {
+		t.Fatalf("FromContext = %q", got)
 	}
 }
