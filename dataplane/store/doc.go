@@ -26,9 +26,13 @@
 //     block partly overwritten in the middle of the chunk, after verifying
 //     them, so corruption is never laundered into a fresh checksum) ->
 //     space reserved -> data written -> entries written -> memory updated.
-//     An error at any step leaves the chunk's visible state (length,
-//     checksums, version) as it was; the error is returned and nothing is
-//     acknowledged.
+//     An error at any step leaves the chunk's length, checksums and
+//     version as they were and nothing is acknowledged; the only lasting
+//     trace of a failed overwrite (an I/O error after some of its bytes
+//     reached the disk) is that the blocks it touched may be reported
+//     corrupt, never served wrong. Caller memory aligned for O_DIRECT at a
+//     sector-aligned offset goes to disk without a copy, and writes of 64
+//     KiB or more are hashed on another goroutine while the disk writes.
 //   - The chunk length is derived from the entries: each entry carries its
 //     block's length, so publishing a block's checksum and the length it
 //     covers is one entry write, after the data. A crash between the two
