@@ -45,7 +45,8 @@ type Options struct {
 	// chunkserver (as source or target); 0 = 2.
 	MaxCopiesPerServer int
 	// CopyTimeout is how long a copy command may take before the master
-	// gives up on it and may pick another target; 0 = 2 min.
+	// gives up on it and may pick another target (a failed copy is not
+	// reported); 0 = 10 heartbeat intervals plus a chunk at 20 MB/s.
 	CopyTimeout time.Duration
 	// RPCTimeout bounds each call the master makes to a chunkserver;
 	// 0 = 5 s.
@@ -100,7 +101,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxCopiesPerServer = 2
 	}
 	if o.CopyTimeout == 0 {
-		o.CopyTimeout = 2 * time.Minute
+		o.CopyTimeout = 10*o.HeartbeatInterval + time.Duration(float64(o.ChunkSize)/20e6*float64(time.Second))
 	}
 	if o.RPCTimeout == 0 {
 		o.RPCTimeout = 5 * time.Second

@@ -130,6 +130,7 @@ func (m *Master) replicateLocked(now time.Time) {
 			delete(m.needCheck, h)
 			continue
 		}
+		m.settleSuspectsLocked(h, c)
 		have, target := len(c.replicas), int(c.repl)
 		switch {
 		case have > target:

@@ -293,7 +293,7 @@ func TestRebalance(t *testing.T) {
 
 // TestRejoinDuringLeaseIsStale: a chunkserver that restarts while a lease is
 // active may have missed mutations at the same version: it is not listed
-// again, and is told to delete its copy.
+// again; once the next lease moved the version its copy is deleted.
 func TestRejoinDuringLeaseIsStale(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
@@ -314,10 +314,17 @@ func TestRejoinDuringLeaseIsStale(t *testing.T) {
 	if slices.Contains(l.Replicas, sec.addr) || len(l.Replicas) != 2 {
 		t.Fatalf("rejoined replica listed during the lease: %v", l.Replicas)
 	}
+	e.clock.Advance(61 * time.Second)
+	e.hbAll()
+	if l2 := e.mustLookup("/f", 0, true, false); l2.Version != loc.Version+1 || slices.Contains(l2.Replicas, sec.addr) {
+		t.Fatalf("next lease: %+v", l2)
+	}
+	e.m.maintain()
 	sec.hb()
 	if !sec.wasDeleted(loc.Handle) {
-		t.Fatal("rejoined replica not told to delete")
+		t.Fatal("rejoined replica's copy not deleted after the version moved")
 	}
+	l = e.mustLookup("/f", 0, true, false)
 	// All replicas restart during the lease: the last one is kept.
 	for _, a := range l.Replicas {
 		e.css[a].register()
@@ -407,19 +414,46 @@ func TestDroppedDuringLeaseNotReadmitted(t *testing.T) {
 		t.Fatalf("replica dropped during the lease re-admitted: %+v", l)
 	}
 	sec.hb()
-	if !sec.wasDeleted(loc.Handle) {
-		t.Fatal("not told to delete its copy")
+	if sec.wasDeleted(loc.Handle) {
+		t.Fatal("suspect copy deleted while the chunk is below target")
 	}
-	// Its deletion confirmed, it may receive a fresh copy.
-	sec.mu.Lock()
-	sec.removed[loc.Handle] = true
-	sec.mu.Unlock()
-	sec.hb()
+	// A new server takes the third copy (not the suspect); then the
+	// suspect's copy is deleted.
+	spare := e.addCS("")
+	e.m.maintain()
+	spare.hb()
+	spare.hb()
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 3 || !slices.Contains(l.Replicas, spare.addr) {
+		t.Fatalf("not re-replicated to the spare: %v", l.Replicas)
+	}
 	e.m.maintain()
 	sec.hb()
-	sec.hb()
-	if l := e.mustLookup("/f", 0, false, false); !slices.Contains(l.Replicas, sec.addr) {
-		t.Fatalf("fresh copy not admitted: %v", l.Replicas)
+	if !sec.wasDeleted(loc.Handle) {
+		t.Fatal("suspect copy not deleted once the chunk is back at target")
+	}
+}
+
+// TestSuspectReadmittedWhenAlone: a suspect copy is the best one left when
+// every listed replica is gone: it is listed again.
+func TestSuspectReadmittedWhenAlone(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	e.addCS("")
+	e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, true, true)
+	a, b := e.css[loc.Replicas[0]], e.css[loc.Replicas[1]]
+	b.register() // restarted mid-lease: suspect, not listed
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 1 {
+		t.Fatalf("after rejoin: %v", l.Replicas)
+	}
+	a.close()
+	e.clock.Advance(11 * time.Second)
+	b.hb()
+	e.m.maintain() // a dead: nothing listed; b's copy comes back
+	e.m.maintain()
+	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Replicas, []string{b.addr}) {
+		t.Fatalf("suspect copy not re-admitted when alone: %v", l.Replicas)
 	}
 }
 

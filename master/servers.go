@@ -124,7 +124,7 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 	for _, h := range req.GetRemoved() {
 		if c := m.st.chunks[h]; c != nil && c.removeReplica(s.id) {
 			if m.leasedLocked(h, now) {
-				m.markSuspectLocked(h, c, s.id)
+				m.markSuspectLocked(h, c, s.id, false)
 			}
 			m.needCheck[h] = struct{}{}
 		} else {
@@ -241,7 +241,6 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 		if len(c.replicas) > 0 {
 			// Dropped while the chunk may have been mutating at this
 			// version: never re-admitted at it (docs/faults.md B1, B3).
-			m.queueDeleteLocked(s.id, h)
 			m.needCheck[h] = struct{}{}
 			return oplog.Ticket{}, false
 		}
@@ -277,8 +276,9 @@ func (m *Master) forgetServerLocked(s *server) {
 		if c.removeReplica(s.id) && c.flags&chunkTrashed == 0 {
 			m.needCheck[h] = struct{}{}
 			if m.leasedLocked(h, now) || m.granting[h] != nil {
-				// It may miss (or have missed) mutations at this version.
-				m.markSuspectLocked(h, c, s.id)
+				// It may miss (or have missed) mutations at this version;
+				// its copy is kept in case it becomes the best one left.
+				m.markSuspectLocked(h, c, s.id, true)
 			}
 		}
 	}

@@ -12,9 +12,15 @@ import (
 // copy was reported bad, trimmed, or copied before a bump). A version number
 // cannot show what they missed; the next lease bumps the version, which
 // makes the set obsolete.
+//
+// Holders are suspects whose copy is kept (not known bad, not told to
+// delete): should every listed replica vanish they are re-admitted, better
+// a possibly incomplete copy than none; once the chunk is back at its target
+// (or its version moved) they are told to delete it.
 type suspectSet struct {
 	version uint64
 	ids     []serverID
+	holders []serverID
 }
 
 // deferredReport is a chunk report that arrived while a lease change of the
@@ -24,7 +30,7 @@ type deferredReport struct {
 	report *controlpb.ChunkReport
 }
 
-func (m *Master) markSuspectLocked(h uint64, c *chunk, id serverID) {
+func (m *Master) markSuspectLocked(h uint64, c *chunk, id serverID, holder bool) {
 	s := m.suspect[h]
 	if s == nil || s.version != c.version {
 		s = &suspectSet{version: c.version}
@@ -32,6 +38,13 @@ func (m *Master) markSuspectLocked(h uint64, c *chunk, id serverID) {
 	}
 	if !slices.Contains(s.ids, id) {
 		s.ids = append(s.ids, id)
+	}
+	i := slices.Index(s.holders, id)
+	switch {
+	case holder && i < 0:
+		s.holders = append(s.holders, id)
+	case !holder && i >= 0:
+		s.holders = slices.Delete(s.holders, i, i+1)
 	}
 }
 
@@ -49,6 +62,9 @@ func (m *Master) unsuspectLocked(h uint64, id serverID) {
 	if i := slices.Index(s.ids, id); i >= 0 {
 		s.ids = slices.Delete(s.ids, i, i+1)
 	}
+	if i := slices.Index(s.holders, id); i >= 0 {
+		s.holders = slices.Delete(s.holders, i, i+1)
+	}
 	if len(s.ids) == 0 {
 		delete(m.suspect, h)
 	}
@@ -59,7 +75,7 @@ func (m *Master) unsuspectLocked(h uint64, id serverID) {
 // when another replica is listed.
 func (m *Master) dropReplicaLocked(h uint64, c *chunk, id serverID) {
 	c.removeReplica(id)
-	m.markSuspectLocked(h, c, id)
+	m.markSuspectLocked(h, c, id, false)
 	if len(c.replicas) > 0 {
 		m.queueDeleteLocked(id, h)
 	}
@@ -77,11 +93,49 @@ func (m *Master) takeDeferredLocked(h uint64) {
 	}
 }
 
-// pruneSuspectsLocked drops obsolete sets (version moved, chunk gone).
+// pruneSuspectsLocked drops obsolete sets: chunk gone, or version moved
+// (the holders' copies are stale now: deleted when a listed replica exists).
 func (m *Master) pruneSuspectsLocked() {
 	for h, s := range m.suspect {
-		if c := m.st.chunks[h]; c == nil || c.version != s.version {
-			delete(m.suspect, h)
+		c := m.st.chunks[h]
+		if c != nil && c.version == s.version {
+			continue
 		}
+		if c != nil && len(c.replicas) > 0 {
+			m.releaseHoldersLocked(h, s)
+		}
+		delete(m.suspect, h)
+	}
+}
+
+// releaseHoldersLocked tells live holders to delete their copies.
+func (m *Master) releaseHoldersLocked(h uint64, s *suspectSet) {
+	for _, id := range s.holders {
+		if m.servers[id].alive {
+			m.queueDeleteLocked(id, h)
+		}
+	}
+	s.holders = nil
+}
+
+// settleSuspectsLocked runs for a chunk the maintenance loop checks: with
+// no listed replica left, live holders are re-admitted; at or above target,
+// holders are told to delete their copies.
+func (m *Master) settleSuspectsLocked(h uint64, c *chunk) {
+	s := m.suspect[h]
+	if s == nil || s.version != c.version {
+		return
+	}
+	switch {
+	case len(c.replicas) == 0:
+		for _, id := range slices.Clone(s.holders) {
+			if m.servers[id].alive && !c.hasReplica(id) {
+				m.log.Warn("suspect replica re-admitted: no other copy left", "chunk", h, "server", m.servers[id].addr)
+				c.replicas = append(c.replicas, id)
+				m.unsuspectLocked(h, id)
+			}
+		}
+	case len(c.replicas) >= int(c.repl):
+		m.releaseHoldersLocked(h, s)
 	}
 }
