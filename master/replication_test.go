@@ -476,6 +476,10 @@ func TestBadReplicaNotReaddedByReport(t *testing.T) {
 	if len(l.Replicas) != 1 || l.Replicas[0] == bad.addr {
 		t.Fatalf("bad replica re-added by its report: %v", l.Replicas)
 	}
+	bad.hb()
+	if !bad.wasDeleted(loc.Handle) {
+		t.Fatal("bad replica not told to delete after re-registering")
+	}
 	// The good one is reported bad too: it is the last one, so it is kept.
 	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: l.Replicas[0]}); err != nil {
 		t.Fatal(err)

@@ -241,6 +241,10 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 		if len(c.replicas) > 0 {
 			// Dropped while the chunk may have been mutating at this
 			// version: never re-admitted at it (docs/faults.md B1, B3).
+			// A copy not worth keeping is (again) told to delete.
+			if !m.isHolderLocked(h, s.id) {
+				m.queueDeleteLocked(s.id, h)
+			}
 			m.needCheck[h] = struct{}{}
 			return oplog.Ticket{}, false
 		}

@@ -53,6 +53,12 @@ func (m *Master) isSuspectLocked(h uint64, c *chunk, id serverID) bool {
 	return s != nil && s.version == c.version && slices.Contains(s.ids, id)
 }
 
+// isHolderLocked reports whether id's suspect copy of h is being kept.
+func (m *Master) isHolderLocked(h uint64, id serverID) bool {
+	s := m.suspect[h]
+	return s != nil && slices.Contains(s.holders, id)
+}
+
 // unsuspectLocked forgets id for h (its copy is gone, or it is the last one).
 func (m *Master) unsuspectLocked(h uint64, id serverID) {
 	s := m.suspect[h]
