@@ -138,6 +138,7 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		// Every replica failed (or there were none): the cached location
 		// may be stale. Ask the master again a few times, then give up.
 		c.invalidate(path, idx)
+		c.log.Debug("every replica failed; asking the master again", "path", path, "chunk", idx, "handle", loc.Handle, "version", loc.Version, "replicas", loc.Replicas, "round", attempt)
 		if lastErr == nil {
 			lastErr = fmt.Errorf("chunk %x has no replica", loc.Handle)
 		}
