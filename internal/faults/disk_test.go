@@ -118,7 +118,6 @@ func mountTmpfs(t *testing.T, size int64) string {
 // in bounded time; every acknowledged file reads back.
 func TestDiskFullOnOneChunkserver(t *testing.T) {
 	skipShort(t)
-	knownBug(t, "B5 a copy of a never-leased chunk (rebalance away from the small disk) is accepted at the same version after the chunk was written: a listed replica holds 0 bytes and reads come back truncated")
 	small := mountTmpfs(t, 5<<19)
 	c := startCluster(t, clusterOptions{chunkservers: 4, replication: 3, csDir: func(i int) string {
 		if i == 0 {

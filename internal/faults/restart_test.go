@@ -20,6 +20,7 @@ type fileLog struct {
 	mu    sync.Mutex
 	files map[string]fileWant
 	fails []error
+	short map[string]fileWant // acknowledged, then read back wrong
 }
 
 type fileWant struct {
@@ -68,6 +69,12 @@ func writer(ctx context.Context, cl *client.Client, prefix string, seed uint64, 
 			got, err = readAll(wctx, cl, path)
 			if err == nil && string(got) != string(data) {
 				err = fmt.Errorf("read back %s: %d bytes differ from the %d written (first at %d)", path, len(got), len(data), firstDiff(got, data))
+				l.mu.Lock()
+				if l.short == nil {
+					l.short = map[string]fileWant{}
+				}
+				l.short[path] = fileWant{fseed, size}
+				l.mu.Unlock()
 			}
 		}
 		cancel()
@@ -107,12 +114,18 @@ func writeFile(ctx context.Context, cl *client.Client, path string, data []byte)
 	return err
 }
 
-// verifyFiles reads every acknowledged file back.
+// verifyFiles reads every acknowledged file back, and diagnoses the files
+// whose write was acknowledged but whose immediate read-back was wrong.
 func verifyFiles(t *testing.T, cl *client.Client, l *fileLog) {
 	t.Helper()
 	l.mu.Lock()
 	files := maps(l.files)
+	short := maps(l.short)
 	l.mu.Unlock()
+	for p, w := range short {
+		t.Errorf("%s: write acknowledged but read back wrong right after", p)
+		diagnoseFile(t, cl, p, pattern(w.seed, w.size))
+	}
 	for p, w := range files {
 		checkFile(t, cl, p, pattern(w.seed, w.size))
 	}
@@ -132,7 +145,6 @@ func maps[K comparable, V any](m map[K]V) map[K]V {
 // retries through each restart by itself.
 func TestRollingRestartsUnderLoad(t *testing.T) {
 	skipShort(t)
-	knownBug(t, "B1 a replica that missed mutations at an unchanged version rejoins as up to date; B2 a restarted primary re-granted at the same version is refused by its secondaries")
 	c := startCluster(t, clusterOptions{chunkservers: 4, replication: 3})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -182,8 +194,11 @@ func TestRollingRestartsUnderLoad(t *testing.T) {
 	}
 	verifyRecords(t, cl, logPath, acks)
 	verifyFiles(t, cl, files)
-	took := waitReplication(t, cl, append(files.paths(), logPath), 3, nil, 60*time.Second)
-	t.Logf("every chunk at 3 live replicas %v after the load stopped", took.Round(time.Millisecond))
+	took, err := replicationWait(cl, append(files.paths(), logPath), 3, nil, 60*time.Second)
+	if err == nil {
+		t.Logf("every chunk at 3 live replicas %v after the load stopped", took.Round(time.Millisecond))
+	}
+	knownBugCheck(t, "B11", err)
 }
 
 // chunkState is what the master says about a chunk, for comparison across
@@ -255,11 +270,21 @@ func TestAllChunkserversRestartFromDisk(t *testing.T) {
 		d.start()
 	}
 	c.waitServers(3, 30*time.Second)
-	waitReplication(t, cl, paths, 3, nil, 30*time.Second)
+	_, rerr := replicationWait(cl, paths, 3, nil, 30*time.Second)
+	knownBugCheck(t, "B11", rerr)
 	after := snapshotChunks(t, cl, paths)
 	for _, p := range paths {
-		if fmt.Sprint(before[p]) != fmt.Sprint(after[p]) {
-			t.Errorf("%s: chunks before the restart %v, after %v", p, before[p], after[p])
+		if len(before[p]) != len(after[p]) {
+			t.Fatalf("%s: %d chunks before the restart, %d after", p, len(before[p]), len(after[p]))
+		}
+		for i, b := range before[p] {
+			a := after[p][i]
+			if a.handle != b.handle || a.version != b.version {
+				t.Errorf("%s chunk %d: handle %x v%d before the restart, %x v%d after", p, i, b.handle, b.version, a.handle, a.version)
+			}
+			if rerr == nil && !slices.Equal(a.replicas, b.replicas) {
+				t.Errorf("%s chunk %d: replicas %v before the restart, %v after", p, i, b.replicas, a.replicas)
+			}
 		}
 	}
 	for p, data := range want {
