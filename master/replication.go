@@ -130,7 +130,7 @@ func (m *Master) replicateLocked(now time.Time) {
 			delete(m.needCheck, h)
 			continue
 		}
-		m.settleSuspectsLocked(h, c)
+		m.settleSuspectsLocked(h, c, now)
 		have, target := len(c.replicas), int(c.repl)
 		switch {
 		case have > target:

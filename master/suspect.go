@@ -2,6 +2,7 @@ package master
 
 import (
 	"slices"
+	"time"
 
 	"github.com/gfs-go/gfs/control/controlpb"
 )
@@ -114,20 +115,25 @@ func (m *Master) pruneSuspectsLocked() {
 	}
 }
 
-// releaseHoldersLocked tells live holders to delete their copies.
+// releaseHoldersLocked tells live holders to delete their copies (dead
+// ones stay holders: they may come back with the best copy left).
 func (m *Master) releaseHoldersLocked(h uint64, s *suspectSet) {
+	kept := s.holders[:0]
 	for _, id := range s.holders {
 		if m.servers[id].alive {
 			m.queueDeleteLocked(id, h)
+		} else {
+			kept = append(kept, id)
 		}
 	}
-	s.holders = nil
+	s.holders = kept
 }
 
 // settleSuspectsLocked runs for a chunk the maintenance loop checks: with
 // no listed replica left, live holders are re-admitted; at or above target,
-// holders are told to delete their copies.
-func (m *Master) settleSuspectsLocked(h uint64, c *chunk) {
+// or once the lease is over (the holders would otherwise block themselves
+// as copy targets), holders are told to delete their copies.
+func (m *Master) settleSuspectsLocked(h uint64, c *chunk, now time.Time) {
 	s := m.suspect[h]
 	if s == nil || s.version != c.version {
 		return
@@ -141,7 +147,7 @@ func (m *Master) settleSuspectsLocked(h uint64, c *chunk) {
 				m.unsuspectLocked(h, id)
 			}
 		}
-	case len(c.replicas) >= int(c.repl):
+	case len(c.replicas) >= int(c.repl) || !m.leasedLocked(h, now):
 		m.releaseHoldersLocked(h, s)
 	}
 }
