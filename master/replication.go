@@ -17,13 +17,15 @@ func (m *Master) maintain() {
 		if s.alive && now.Sub(s.lastSeen) > m.opts.DeadAfter {
 			m.log.Warn("chunkserver dead", "server", s.addr, "silent", now.Sub(s.lastSeen))
 			s.alive = false
-			m.forgetServerLocked(s)
+			m.forgetServerLocked(s, s.lastSeen)
 		}
 	}
-	// An expired lease (by the master's conservative clock) no longer
-	// constrains anything; drop its record so the table stays small.
+	// An expired lease no longer constrains grants, but its record tells
+	// whether a server that went silent may have missed its mutations
+	// (forgetServerLocked); keep it until any such server is surely
+	// declared dead, then drop it so the table stays small.
 	for h, l := range m.leases {
-		if now.After(l.expiry) && m.granting[h] == nil {
+		if now.After(l.expiry.Add(2*m.opts.DeadAfter)) && m.granting[h] == nil {
 			delete(m.leases, h)
 		}
 	}

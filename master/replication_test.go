@@ -568,3 +568,37 @@ func TestReportDuringLeaseChangeIsTaken(t *testing.T) {
 		t.Fatalf("chunk not re-replicated after the lease: %v", l.Replicas)
 	}
 }
+
+// TestSilentDuringLeaseDeclaredDeadLater (docs/faults.md B1, timing): a
+// server that went silent while the chunk was leased is suspect even when
+// it is declared dead only after the lease ended.
+func TestSilentDuringLeaseDeclaredDeadLater(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, true, true)
+	var sec *fakeCS
+	for _, a := range loc.Replicas {
+		if a != loc.Primary {
+			sec = e.css[a]
+			break
+		}
+	}
+	// sec is silent from now on; the lease runs out before it is declared dead.
+	e.clock.Advance(61 * time.Second)
+	for _, cs := range e.css {
+		if cs != sec {
+			cs.hb()
+		}
+	}
+	e.m.maintain()
+	if resp := sec.hb(); !resp.Reregister {
+		t.Fatal("silent server not declared dead")
+	}
+	if l := e.mustLookup("/f", 0, false, false); slices.Contains(l.Replicas, sec.addr) {
+		t.Fatalf("server silent during the lease re-admitted at the same version: %v", l.Replicas)
+	}
+}

@@ -60,7 +60,7 @@ func (m *Master) Register(ctx context.Context, req *controlpb.RegisterRequest) (
 	if known {
 		s = m.servers[id]
 		// A restart: whatever it held before is replaced by this report.
-		m.forgetServerLocked(s)
+		m.forgetServerLocked(s, s.lastSeen)
 	} else {
 		id = serverID(len(m.servers))
 		s = &server{id: id, addr: addr}
@@ -113,7 +113,7 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 	s.free, s.capacity, s.load = req.GetFreeBytes(), req.GetCapacityBytes(), req.GetActiveMutations()
 	s.recentAllocs = 0
 	if req.GetFullReport() {
-		m.forgetServerLocked(s)
+		m.forgetServerLocked(s, time.Time{})
 	}
 	var tickets []oplog.Ticket
 	for _, r := range req.GetChanged() {
@@ -274,14 +274,19 @@ func (m *Master) queueDeleteLocked(id serverID, h uint64) {
 // forgetServerLocked removes s from every chunk's replica list (it died,
 // restarted, or sent a full report that replaces what it held). Its leases
 // stay recorded until they expire: a new primary still waits them out.
-func (m *Master) forgetServerLocked(s *server) {
-	now := m.clock.Now()
+// silentSince is when the master last heard from s (zero for a full report
+// of a live server): a chunk leased at its current version at any time
+// after it may have been mutated without s, so s's copy becomes suspect.
+func (m *Master) forgetServerLocked(s *server, silentSince time.Time) {
 	for h, c := range m.st.chunks {
 		if c.removeReplica(s.id) && c.flags&chunkTrashed == 0 {
 			m.needCheck[h] = struct{}{}
-			if m.leasedLocked(h, now) || m.granting[h] != nil {
-				// It may miss (or have missed) mutations at this version;
-				// its copy is kept in case it becomes the best one left.
+			if silentSince.IsZero() {
+				continue
+			}
+			if l := m.leases[h]; m.granting[h] != nil || (l != nil && l.version == c.version && l.expiry.After(silentSince)) {
+				// It may have missed mutations at this version; its copy
+				// is kept in case it becomes the best one left.
 				m.markSuspectLocked(h, c, s.id, true)
 			}
 		}
