@@ -122,7 +122,8 @@ func New(opts Options) (*Master, error) {
 			m.needCheck[h] = struct{}{}
 		}
 	}
-	m.srv = grpc.NewServer(append(control.NewServerOptions(control.ServerOptions{TLS: nil}), grpc.WaitForHandlers(true))...)
+	sopts := append(control.NewServerOptions(control.ServerOptions{}), grpc.WaitForHandlers(true))
+	m.srv = grpc.NewServer(append(sopts, opts.ServerOptions...)...)
 	controlpb.RegisterMasterServer(m.srv, m)
 	m.log.Info("master recovered", "dir", opts.Dir, "files", len(st.nodes), "chunks", len(st.chunks), "seq", lg.Seq())
 	m.wg.Add(1)

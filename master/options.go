@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/gfs-go/gfs/control"
 )
 
@@ -57,6 +59,9 @@ type Options struct {
 	RebalanceThreshold float64
 	// Dial configures connections to chunkservers (TLS).
 	Dial control.DialOptions
+	// ServerOptions are appended to the master's gRPC server options (TLS
+	// credentials, authorization interceptors); nil = none.
+	ServerOptions []grpc.ServerOption
 	// Clock is the time source; nil = real time.
 	Clock Clock
 	// Logger receives structured logs; nil = discard.
