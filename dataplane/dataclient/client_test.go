@@ -1,6 +1,7 @@
 package dataclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -28,7 +29,7 @@ type fakeServer struct {
 
 type fakeHandler func(w io.Writer, h wire.Header, meta, payload []byte)
 
-func startFake(t *testing.T, handle fakeHandler) *fakeServer {
+func startFake(t testing.TB, handle fakeHandler) *fakeServer {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -99,28 +100,88 @@ var chunk = func() []byte {
 // serveChunk answers reads of chunk like a chunkserver; corrupt flips a
 // byte of the given block in what it sends (-1: none).
 func serveChunk(corrupt int) fakeHandler {
+	if corrupt < 0 {
+		return serveData(chunk)
+	}
+	return serveData(chunk, corrupt)
+}
+
+// serveData answers reads of content like a chunkserver, flipping a byte
+// of each corrupt block in what it sends.
+func serveData(content []byte, corrupt ...int) fakeHandler {
 	return func(w io.Writer, h wire.Header, meta, _ []byte) {
 		var req wire.ReadRequest
 		if err := req.Decode(meta); err != nil {
 			answer(w, h, wire.StatusBadRequest, &wire.ErrorResponse{Message: "bad"}, nil)
 			return
 		}
-		n := int64(len(chunk))
+		n := int64(len(content))
 		if req.Offset >= n {
 			answer(w, h, wire.StatusOK, &wire.ReadResponse{ChunkLength: n}, nil)
 			return
 		}
 		start := req.Offset / BlockSize * BlockSize
 		end := min((req.Offset+req.Length+BlockSize-1)/BlockSize*BlockSize, n)
-		data := append([]byte(nil), chunk[start:end]...)
+		data := append([]byte(nil), content[start:end]...)
 		var sums []uint64
 		for bs := start; bs < end; bs += BlockSize {
-			sums = append(sums, xxhash.Sum64(chunk[bs:min(bs+BlockSize, end)]))
+			sums = append(sums, xxhash.Sum64(content[bs:min(bs+BlockSize, end)]))
 		}
-		if corrupt >= 0 && int64(corrupt)*BlockSize >= start && int64(corrupt)*BlockSize < end {
-			data[int64(corrupt)*BlockSize-start+100] ^= 1
+		for _, b := range corrupt {
+			if int64(b)*BlockSize >= start && int64(b)*BlockSize < end {
+				data[int64(b)*BlockSize-start+100] ^= 1
+			}
 		}
 		answer(w, h, wire.StatusOK, &wire.ReadResponse{ChunkLength: n, RangeOffset: start, Sums: sums}, data)
+	}
+}
+
+// TestReadVerifiesLarge covers reads big enough to be verified on a second
+// goroutine while the next group is received: content, partial edge
+// blocks, and which corrupted block is reported.
+func TestReadVerifiesLarge(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	content := make([]byte, 5<<20+1000) // 81 blocks, the last partial
+	for i := range content {
+		content[i] = byte(i*7 + i>>13)
+	}
+	if int64(len(content)) < 2*asyncVerifyMin {
+		t.Fatalf("content of %d bytes does not exercise the verifier (from %d)", len(content), asyncVerifyMin)
+	}
+	good := startFake(t, serveData(content))
+	c := New(Options{})
+	defer c.Close()
+	ctx := context.Background()
+	size := int64(len(content))
+	for _, tc := range []struct{ off, n int64 }{
+		{0, size}, {1000, 4 << 20}, {BlockSize, 3 << 20}, {5, size - 5}, {size - (3 << 20) - 7, 3 << 20},
+	} {
+		p := make([]byte, tc.n)
+		n, err := c.Read(ctx, good.lis.Addr().String(), 1, 0, tc.off, p)
+		if err != nil || n != len(p) || !bytes.Equal(p, content[tc.off:tc.off+tc.n]) {
+			t.Fatalf("read [%d,+%d): n=%d err=%v", tc.off, tc.n, n, err)
+		}
+	}
+	last := int(size / BlockSize)
+	for _, tc := range []struct {
+		corrupt []int
+		off, n  int64
+		want    int64
+	}{
+		{[]int{40}, 0, size, 40},                      // interior, verifier
+		{[]int{40, 70}, 0, size, 40},                  // the first of two
+		{[]int{0, 40}, 1000, 4 << 20, 0},              // leading edge block
+		{[]int{30, last}, 1000, size - 1000, 30},      // verifier before the trailing edge
+		{[]int{last}, 1000, size - 1000, int64(last)}, // trailing edge only
+		{[]int{2, 64}, BlockSize + 1, 4 << 20, 2},     // first whole block
+	} {
+		bad := startFake(t, serveData(content, tc.corrupt...))
+		p := make([]byte, tc.n)
+		_, err := c.Read(ctx, bad.lis.Addr().String(), 9, 0, tc.off, p)
+		var ce *ChecksumError
+		if !errors.As(err, &ce) || ce.Block != tc.want || ce.Handle != 9 || !errors.Is(err, ErrChecksum) {
+			t.Fatalf("read [%d,+%d) with blocks %v corrupted: %v, want block %d", tc.off, tc.n, tc.corrupt, err, tc.want)
+		}
 	}
 }
 
