@@ -140,13 +140,15 @@ func (m *Master) replicateLocked(now time.Time) {
 				m.trimLocked(h, c, have-target)
 				delete(m.needCheck, h)
 			}
-		case have < target && have < live:
-			if have > 0 && m.copies[h] == nil {
-				under = append(under, want{h, have})
-			}
-		default:
+		case have == target:
 			if m.copies[h] == nil {
 				delete(m.needCheck, h)
+			}
+		default:
+			// Below target: stays checked until it is at target, also
+			// while nothing can be done (no copy, no free server, leased).
+			if have > 0 && have < live && m.copies[h] == nil {
+				under = append(under, want{h, have})
 			}
 		}
 	}

@@ -602,3 +602,42 @@ func TestSilentDuringLeaseDeclaredDeadLater(t *testing.T) {
 		t.Fatalf("server silent during the lease re-admitted at the same version: %v", l.Replicas)
 	}
 }
+
+// TestSuspectWithoutCopyIsCopyTarget: a suspect server that comes back
+// without the chunk can receive a copy of it.
+func TestSuspectWithoutCopyIsCopyTarget(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, true, true)
+	var sec *fakeCS
+	for _, a := range loc.Replicas {
+		if a != loc.Primary {
+			sec = e.css[a]
+			break
+		}
+	}
+	e.clock.Advance(11 * time.Second)
+	for _, cs := range e.css {
+		if cs != sec {
+			cs.hb()
+		}
+	}
+	e.m.maintain() // sec dead during the lease: suspect
+	// It comes back having lost the chunk (disk replaced).
+	sec.mu.Lock()
+	delete(sec.chunks, loc.Handle)
+	sec.mu.Unlock()
+	sec.hb() // re-register without it
+	e.clock.Advance(61 * time.Second)
+	e.hbAll()
+	e.m.maintain()
+	sec.hb()
+	sec.hb()
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 3 || !slices.Contains(l.Replicas, sec.addr) {
+		t.Fatalf("not re-replicated to the returning server: %v", l.Replicas)
+	}
+}

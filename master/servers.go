@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/gfs-go/gfs/control/controlpb"
@@ -73,9 +74,18 @@ func (m *Master) Register(ctx context.Context, req *controlpb.RegisterRequest) (
 	s.alive = true
 	s.pendingDelete = make(map[uint64]struct{})
 	var tickets []oplog.Ticket
+	reported := make(map[uint64]struct{}, len(req.GetChunks()))
 	for _, r := range req.GetChunks() {
+		reported[r.GetHandle()] = struct{}{}
 		if t, ok := m.reportLocked(s, r); ok {
 			tickets = append(tickets, t)
+		}
+	}
+	// Suspect marks for chunks it does not hold are moot (they would keep
+	// it from ever being a copy target for them).
+	for h, set := range m.suspect {
+		if _, ok := reported[h]; !ok && slices.Contains(set.ids, s.id) {
+			m.unsuspectLocked(h, s.id)
 		}
 	}
 	m.mu.Unlock()
