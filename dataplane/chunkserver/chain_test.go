@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gfs-go/gfs/dataplane/dataclient"
 	"github.com/gfs-go/gfs/dataplane/store"
@@ -314,6 +316,80 @@ func TestGroupCommit(t *testing.T) {
 	for _, a := range addrs {
 		if n, err := dc.Length(ctx, a, rs.handle, 1); err != nil || n != 11*int64(len("record")) {
 			t.Fatalf("replica %s length %d, %v", a, n, err)
+		}
+	}
+}
+
+// TestPiecedWrite: a pushed write larger than the client's piece size goes
+// as consecutive pipelined write rounds; a secondary failing in the middle
+// fails the write naming it, and a cancelled context stops it. Replicas
+// hold every piece that was acknowledged.
+func TestPiecedWrite(t *testing.T) {
+	noLeaks(t)
+	var rounds atomic.Int32
+	var onRound atomic.Value // func(n int32)
+	onRound.Store(func(int32) {})
+	hook := func(o *Options) {
+		o.testRoundHook = func(store.Handle, int) { onRound.Load().(func(int32))(rounds.Add(1)) }
+	}
+	servers := []*Server{startServer(t, hook), startServer(t, nil), startServer(t, nil)}
+	addrs := addrsOf(servers)
+	dc := dataclient.New(dataclient.Options{IOTimeout: 20 * time.Second, WritePieceBytes: 256 << 10})
+	t.Cleanup(func() { dc.Close() })
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 6))
+
+	// Whole write: 9 pieces, the last one partial, synced.
+	rs := newChunk(t, addrs, 0x30, 0)
+	data := randBytes(r, 2<<20+1234)
+	if err := dc.Write(ctx, addrs, addrs[0], rs.handle, 1, 4096, data, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := rounds.Load(); n != 9 {
+		t.Fatalf("%d rounds for a write of 9 pieces", n)
+	}
+	want := append(make([]byte, 4096), data...)
+	for _, a := range addrs {
+		if got := readAll(t, dc, a, rs.handle); !bytes.Equal(got, want) {
+			t.Fatalf("replica %s differs from what was written", a)
+		}
+	}
+
+	// Cancelled after the third round: the context's error, and no
+	// replica holds more than the primary applied.
+	rs = newChunk(t, addrs, 0x31, 0)
+	rounds.Store(0)
+	cctx, cancel := context.WithCancel(ctx)
+	onRound.Store(func(n int32) {
+		if n == 3 {
+			cancel()
+		}
+	})
+	err := dc.Write(cctx, addrs, addrs[0], rs.handle, 1, 0, data, false)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled pieced write: %v", err)
+	}
+	n0, err := dc.Length(ctx, addrs[0], rs.handle, 1)
+	if err != nil || n0 > 4*256<<10 {
+		t.Fatalf("primary length %d after cancelling in round 3, %v", n0, err)
+	}
+
+	// A secondary gone after the second round: the error names it.
+	rs = newChunk(t, addrs, 0x32, 0)
+	rounds.Store(0)
+	onRound.Store(func(n int32) {
+		if n == 2 {
+			servers[2].Close()
+		}
+	})
+	err = dc.Write(ctx, addrs, addrs[0], rs.handle, 1, 0, data, false)
+	var re *dataclient.ReplicaError
+	if !errors.As(err, &re) || re.Addr != addrs[2] {
+		t.Fatalf("pieced write with a secondary gone: %v, want an error naming %s", err, addrs[2])
+	}
+	for _, a := range addrs[:2] {
+		if got := readAll(t, dc, a, rs.handle); !bytes.Equal(got, data[:len(got)]) {
+			t.Fatalf("replica %s holds bytes that were not written", a)
 		}
 	}
 }

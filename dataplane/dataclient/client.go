@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,11 @@ type Options struct {
 	InlineBytes int
 	// MaxIdlePerAddr caps pooled idle connections per chunkserver; 0 = 64.
 	MaxIdlePerAddr int
+	// WritePieceBytes: pushed writes larger than this are split into
+	// write mutations of this size, pipelined (the next piece is pushed
+	// while the primary applies the current one); 0 = 1 MiB, < 0 = never
+	// split.
+	WritePieceBytes int
 }
 
 // Client talks the data channel to chunkservers. Safe for concurrent use.
@@ -46,6 +52,7 @@ type Client struct {
 	clientID    uint64
 	inline      int
 	maxIdle     int
+	piece       int // WritePieceBytes; math.MaxInt when never split
 
 	seq   atomic.Uint64 // push sequence numbers
 	reqID atomic.Uint64
@@ -64,6 +71,7 @@ func New(opts Options) *Client {
 		clientID:    opts.ClientID,
 		inline:      opts.InlineBytes,
 		maxIdle:     opts.MaxIdlePerAddr,
+		piece:       opts.WritePieceBytes,
 		idle:        make(map[string][]*conn),
 	}
 	if c.log == nil {
@@ -85,6 +93,12 @@ func New(opts Options) *Client {
 	}
 	if c.maxIdle <= 0 {
 		c.maxIdle = 64
+	}
+	switch {
+	case c.piece == 0:
+		c.piece = 1 << 20
+	case c.piece < 0:
+		c.piece = math.MaxInt
 	}
 	return c
 }

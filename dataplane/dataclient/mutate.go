@@ -36,11 +36,76 @@ func (c *Client) Push(ctx context.Context, chain []string, data []byte) (wire.Pu
 // chain as packets arrive), then asks primary (one of chain) to apply it at
 // off on all replicas in the primary's serial order. Returns when all
 // replicas applied it (and, with sync, made it durable). Small writes carry
-// their data in the write request instead (Options.InlineBytes).
+// their data in the write request instead (Options.InlineBytes); writes
+// larger than Options.WritePieceBytes go as consecutive, pipelined write
+// mutations of that size (as GFS clients split large writes), so a
+// failure may leave a prefix of the pieces written.
 func (c *Client) Write(ctx context.Context, chain []string, primary string, h, v uint64, off int64, data []byte, sync bool) error {
-	_, err := c.mutate(ctx, wire.OpWrite, chain, primary, h, v, off, data, sync)
+	var err error
+	if len(data) > c.piece {
+		err = c.writePieces(ctx, chain, primary, h, v, off, data, sync)
+	} else {
+		_, err = c.mutate(ctx, wire.OpWrite, chain, primary, h, v, off, data, sync)
+	}
 	if err != nil {
 		return fmt.Errorf("write chunk %x at %d (+%d): %w", h, off, len(data), err)
+	}
+	return nil
+}
+
+// writePieces writes data as consecutive write mutations of up to
+// c.piece bytes (as the GFS client splits large writes), pipelined: piece
+// k+1 is pushed along the chain while the primary applies piece k, so the
+// replicas' disk writes overlap the network transfer. Only the last piece
+// asks for sync: an fdatasync covers the earlier pieces applied before it
+// on that replica. The first failure ends the write (earlier pieces stay
+// written, as with any failed GFS write).
+func (c *Client) writePieces(ctx context.Context, chain []string, primary string, h, v uint64, off int64, data []byte, sync bool) error {
+	if err := checkChain(chain); err != nil {
+		return err
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	type pushed struct {
+		id  wire.PushID
+		err error
+	}
+	ids := make(chan pushed, 1) // one piece pushed ahead of the one applied
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ids)
+		for pos := 0; pos < len(data); pos += c.piece {
+			id, err := c.Push(ctx, chain, data[pos:min(pos+c.piece, len(data))])
+			select {
+			case ids <- pushed{id, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel() // the pusher may be waiting to hand over its next piece
+		<-done
+	}()
+	pos := 0
+	for p := range ids {
+		if p.err != nil {
+			return p.err
+		}
+		end := min(pos+c.piece, len(data))
+		last := end == len(data)
+		if _, err := c.mutatePushed(ctx, wire.OpWrite, chain, primary, h, v, off+int64(pos), data[pos:end], sync && last, &p.id); err != nil {
+			return err
+		}
+		pos = end
+	}
+	if pos < len(data) {
+		// The pusher stopped without an error: the context ended.
+		return replicaErr(primary, fmt.Errorf("write stopped after %d of %d bytes: %w", pos, len(data), parent.Err()))
 	}
 	return nil
 }
@@ -60,6 +125,12 @@ func (c *Client) Append(ctx context.Context, chain []string, primary string, h, 
 }
 
 func (c *Client) mutate(ctx context.Context, op wire.Op, chain []string, primary string, h, v uint64, off int64, data []byte, sync bool) (int64, error) {
+	return c.mutatePushed(ctx, op, chain, primary, h, v, off, data, sync, nil)
+}
+
+// mutatePushed is mutate with the data already pushed under *pushedID when
+// pushedID is not nil.
+func (c *Client) mutatePushed(ctx context.Context, op wire.Op, chain []string, primary string, h, v uint64, off int64, data []byte, sync bool, pushedID *wire.PushID) (int64, error) {
 	if err := checkChain(chain); err != nil {
 		return 0, err
 	}
@@ -84,11 +155,14 @@ func (c *Client) mutate(ctx context.Context, op wire.Op, chain []string, primary
 		flags |= wire.FlagSync
 	}
 	var payload []byte
-	if c.inline > 0 && len(data) <= c.inline {
+	switch {
+	case pushedID != nil:
+		req.ID = *pushedID
+	case c.inline > 0 && len(data) <= c.inline:
 		flags |= wire.FlagInline
 		payload = data
 		req.DataSum = xxhash.Sum64(data)
-	} else {
+	default:
 		id, err := c.Push(ctx, chain, data)
 		if err != nil {
 			return 0, err
