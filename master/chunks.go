@@ -375,7 +375,7 @@ func (m *Master) newLease(ctx context.Context, h, oldV uint64, live []serverID) 
 		m.mu.Unlock()
 		return errCode(codeUnknownCh, "chunk %x was deleted", h)
 	}
-	var ok []serverID
+	var ok, failed []serverID
 	var length int64
 	for i, id := range live {
 		if errs[i] == nil {
@@ -383,13 +383,12 @@ func (m *Master) newLease(ctx context.Context, h, oldV uint64, live []serverID) 
 			length = max(length, lengths[i])
 			continue
 		}
-		// It missed the bump: stale from now on (GFS 4.5).
-		m.log.Warn("set version failed; replica dropped", "chunk", h, "server", addrs[i], "err", errs[i])
-		c.removeReplica(id)
-		m.queueDeleteLocked(id, h)
-		m.needCheck[h] = struct{}{}
+		m.log.Warn("set version failed", "chunk", h, "server", addrs[i], "err", errs[i])
+		failed = append(failed, id)
 	}
 	if len(ok) == 0 {
+		// Nobody took it: keep every replica (a transient failure must
+		// not cost the data); the caller retries.
 		m.mu.Unlock()
 		return errCode(codeNoLive, "chunk %x: no replica accepted version %d (%v)", h, newV, errs[0])
 	}
@@ -397,6 +396,15 @@ func (m *Master) newLease(ctx context.Context, h, oldV uint64, live []serverID) 
 	if err != nil {
 		m.mu.Unlock()
 		return err
+	}
+	for _, id := range failed {
+		// It missed the bump, or may have taken it without answering: out
+		// of the lease either way, and never re-admitted at the new
+		// version (it would miss the lease's mutations). Its copy is kept
+		// in case it becomes the best one left (GFS 4.5).
+		c.removeReplica(id)
+		m.markSuspectLocked(h, c, id, true)
+		m.needCheck[h] = struct{}{}
 	}
 	c.length = max(c.length, length)
 	m.mu.Unlock()

@@ -260,3 +260,36 @@ func TestRefusedGrantDropsReplica(t *testing.T) {
 	}
 	e.grants.checkOnePrimary(t)
 }
+
+// TestAllSetVersionFailKeepsReplicas: when no replica takes the version bump
+// (a transient failure), none is dropped or deleted; a retry succeeds.
+func TestAllSetVersionFailKeepsReplicas(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	a, b := e.addCS(""), e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	for _, cs := range []*fakeCS{a, b} {
+		cs.mu.Lock()
+		cs.failVersion = true
+		cs.mu.Unlock()
+	}
+	if _, err := e.lookup("/f", 0, true, false); !isCode(err, controlpb.ErrorCode_ERROR_CODE_NO_LIVE_REPLICA) {
+		t.Fatalf("lookup with every SetVersion failing = %v", err)
+	}
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 2 || l.Version != loc.Version {
+		t.Fatalf("replicas lost after a failed bump: %+v", l)
+	}
+	for _, cs := range []*fakeCS{a, b} {
+		cs.hb()
+		if cs.wasDeleted(loc.Handle) {
+			t.Fatalf("%s told to delete after a failed bump", cs.addr)
+		}
+		cs.mu.Lock()
+		cs.failVersion = false
+		cs.mu.Unlock()
+	}
+	if l, err := e.lookup("/f", 0, true, false); err != nil || l.Version != loc.Version+1 || len(l.Replicas) != 2 {
+		t.Fatalf("retry: %+v %v", l, err)
+	}
+}
