@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"google.golang.org/grpc/credentials"
 )
 
 // ErrIncomplete reports Files with some but not all of cert, key and CA.
@@ -92,4 +94,24 @@ func Client(f Files) (*tls.Config, error) {
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
 	}, nil
+}
+
+// ServerCredentials is Server as gRPC transport credentials (for
+// grpc.Creds); nil (and no error) when f names no files.
+func ServerCredentials(f Files) (credentials.TransportCredentials, error) {
+	cfg, err := Server(f)
+	if cfg == nil || err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// ClientCredentials is Client as gRPC transport credentials (for
+// grpc.WithTransportCredentials); nil (and no error) when f names no files.
+func ClientCredentials(f Files) (credentials.TransportCredentials, error) {
+	cfg, err := Client(f)
+	if cfg == nil || err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
 }

@@ -279,3 +279,42 @@ func TestParseNodesErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCredentials serves and dials with the gRPC credentials helpers
+// directly (no control package).
+func TestCredentials(t *testing.T) {
+	dir := genCerts(t)
+	if c, err := tlsconfig.ServerCredentials(tlsconfig.Files{}); c != nil || err != nil {
+		t.Fatalf("no files: %v %v", c, err)
+	}
+	if _, err := tlsconfig.ClientCredentials(tlsconfig.Files{CA: "x"}); !errors.Is(err, tlsconfig.ErrIncomplete) {
+		t.Fatalf("partial files: %v", err)
+	}
+	sc, err := tlsconfig.ServerCredentials(files(dir, "master"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(sc))
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(lis) }()
+	defer func() { srv.Stop(); <-done }()
+	cc, err := tlsconfig.ClientCredentials(files(dir, "client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(cc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("call with client credentials: %v", err)
+	}
+}
