@@ -37,9 +37,10 @@ func (c *Client) Push(ctx context.Context, chain []string, data []byte) (wire.Pu
 // off on all replicas in the primary's serial order. Returns when all
 // replicas applied it (and, with sync, made it durable). Small writes carry
 // their data in the write request instead (Options.InlineBytes); writes
-// larger than Options.WritePieceBytes go as consecutive, pipelined write
-// mutations of that size (as GFS clients split large writes), so a
-// failure may leave a prefix of the pieces written.
+// larger than Options.WritePieceBytes go as pipelined write mutations of
+// that size (as GFS clients split large writes), the last piece first so
+// that a write refused by the primary changes nothing; a later failure may
+// leave some pieces written.
 func (c *Client) Write(ctx context.Context, chain []string, primary string, h, v uint64, off int64, data []byte, sync bool) error {
 	var err error
 	if len(data) > c.piece {
@@ -53,16 +54,23 @@ func (c *Client) Write(ctx context.Context, chain []string, primary string, h, v
 	return nil
 }
 
-// writePieces writes data as consecutive write mutations of up to
-// c.piece bytes (as the GFS client splits large writes), pipelined: piece
-// k+1 is pushed along the chain while the primary applies piece k, so the
-// replicas' disk writes overlap the network transfer. Only the last piece
-// asks for sync: an fdatasync covers the earlier pieces applied before it
-// on that replica. The first failure ends the write (earlier pieces stay
-// written, as with any failed GFS write).
+// writePieces writes data as write mutations of up to c.piece bytes (as
+// the GFS client splits large writes), pipelined: the next piece is pushed
+// along the chain while the primary applies the current one, so the
+// replicas' disk writes overlap the network transfer. The last piece goes
+// first: a write reaching past the chunk (or refused for its version or
+// lease) then fails before any byte changed. Only the final mutation asks
+// for sync: an fdatasync covers the pieces applied before it on that
+// replica. The first failure ends the write; pieces applied before it stay
+// written, as with any failed GFS write.
 func (c *Client) writePieces(ctx context.Context, chain []string, primary string, h, v uint64, off int64, data []byte, sync bool) error {
 	if err := checkChain(chain); err != nil {
 		return err
+	}
+	lastStart := (len(data) - 1) / c.piece * c.piece
+	starts := []int{lastStart}
+	for pos := 0; pos < lastStart; pos += c.piece {
+		starts = append(starts, pos)
 	}
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -75,7 +83,7 @@ func (c *Client) writePieces(ctx context.Context, chain []string, primary string
 	go func() {
 		defer close(done)
 		defer close(ids)
-		for pos := 0; pos < len(data); pos += c.piece {
+		for _, pos := range starts {
 			id, err := c.Push(ctx, chain, data[pos:min(pos+c.piece, len(data))])
 			select {
 			case ids <- pushed{id, err}:
@@ -91,21 +99,22 @@ func (c *Client) writePieces(ctx context.Context, chain []string, primary string
 		cancel() // the pusher may be waiting to hand over its next piece
 		<-done
 	}()
-	pos := 0
+	applied := 0
 	for p := range ids {
 		if p.err != nil {
 			return p.err
 		}
+		pos := starts[applied]
 		end := min(pos+c.piece, len(data))
-		last := end == len(data)
-		if _, err := c.mutatePushed(ctx, wire.OpWrite, chain, primary, h, v, off+int64(pos), data[pos:end], sync && last, &p.id); err != nil {
+		final := applied == len(starts)-1
+		if _, err := c.mutatePushed(ctx, wire.OpWrite, chain, primary, h, v, off+int64(pos), data[pos:end], sync && final, &p.id); err != nil {
 			return err
 		}
-		pos = end
+		applied++
 	}
-	if pos < len(data) {
+	if applied < len(starts) {
 		// The pusher stopped without an error: the context ended.
-		return replicaErr(primary, fmt.Errorf("write stopped after %d of %d bytes: %w", pos, len(data), parent.Err()))
+		return replicaErr(primary, fmt.Errorf("write stopped after %d of %d pieces: %w", applied, len(starts), parent.Err()))
 	}
 	return nil
 }
