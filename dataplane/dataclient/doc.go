@@ -12,6 +12,10 @@
 //     pool only after its response was read completely; any I/O or protocol
 //     error closes it, so a pooled connection is always at a frame boundary.
 //   - Every request has a deadline: the context's, bounded by IOTimeout.
+//   - Goroutines a call starts end before it returns: the verifier that
+//     hashes a large read's blocks while the next ones are received, and
+//     the pusher that pushes a pieced write's next piece while the current
+//     one is applied.
 //   - Push ids are (ClientID, sequence): unique per Client, and across
 //     clients as long as ClientIDs differ (random by default).
 package dataclient
