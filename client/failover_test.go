@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +199,37 @@ func allVerify(ctx context.Context, c *client.Client, loc client.ChunkLocation) 
 		}
 	}
 	return true
+}
+
+// holderOfAll waits until some chunkserver is a listed replica of every
+// chunk of path and holds a copy that verifies, and returns its address.
+// It fails the test if none appears within 30 s (the master's replica
+// lists did not converge).
+func holderOfAll(t *testing.T, ctx context.Context, c *client.Client, path string) string {
+	t.Helper()
+	giveUp := time.Now().Add(30 * time.Second)
+	for {
+		locs, err := c.Chunks(ctx, path)
+		if err != nil {
+			t.Fatalf("chunks of %s: %v", path, err)
+		}
+		if len(locs) > 0 {
+		candidates:
+			for _, addr := range locs[0].Replicas {
+				for _, l := range locs {
+					if !slices.Contains(l.Replicas, addr) {
+						continue candidates
+					}
+					if _, err := c.VerifyReplica(ctx, l, addr); err != nil {
+						continue candidates
+					}
+				}
+				return addr
+			}
+		}
+		if time.Now().After(giveUp) {
+			t.Fatalf("no chunkserver holds a verified copy of every chunk of %s: %+v", path, locs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
