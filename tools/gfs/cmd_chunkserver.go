@@ -22,6 +22,7 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	fs.Var(sizeFlag{&opts.Store.ChunkSize}, "chunk-size", "maximum chunk `SIZE` (0 = 64 MiB; the master's value wins)")
 	fs.Var(sizeFlag{&opts.Store.ScrubRate}, "scrub-rate", "`BYTES` per second the scrubber verifies (0 = 32 MiB/s)")
 	fs.DurationVar(&opts.Store.ScrubIdle, "scrub-idle", 0, "a chunk is scrubbed after this long without writes (0 = 30s)")
+	sendMode := fs.String("send-mode", "default", "how reads move chunk bytes to the socket: default, sendfile (zero-copy) or copy (pread+write)")
 	var timers timerFlags
 	fs.DurationVar(&timers.heartbeatInterval, "heartbeat", 0, "heartbeat interval (0 = 1s; the master's value wins)")
 	verbose := fs.Bool("v", false, "log at debug level")
@@ -37,6 +38,16 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 		return &ExitError{Code: 2}
 	}
 	opts.HeartbeatInterval = timers.heartbeatInterval
+	switch *sendMode {
+	case "default":
+		opts.SendMode = chunkserver.SendDefault
+	case "sendfile":
+		opts.SendMode = chunkserver.SendFile
+	case "copy":
+		opts.SendMode = chunkserver.SendCopy
+	default:
+		return fmt.Errorf("-send-mode %q: want default, sendfile or copy", *sendMode)
+	}
 	opts.Logger = newLogger(stdio, *verbose).With("node", "chunkserver")
 	s, err := chunkserver.New(opts)
 	if err != nil {

@@ -59,6 +59,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"master"}, 2, "-dir is required"},
 		{[]string{"master", "-dir", "x", "-chunk-size", "12XB"}, 2, "bad size"},
 		{[]string{"chunkserver", "-dir", "x"}, 2, "-master (or GFS_MASTER) and -dir are required"},
+		{[]string{"chunkserver", "-master", "127.0.0.1:1", "-dir", "x", "-send-mode", "splice"}, 1, `-send-mode "splice"`},
 		{[]string{"local"}, 2, "-dir is required"},
 		{[]string{"local", "-dir", "x", "-chunk-size", "-1"}, 2, "negative"},
 		{[]string{"local", "-dir", "x", "extra"}, 2, "want 0 argument(s)"},
