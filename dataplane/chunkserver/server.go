@@ -113,6 +113,10 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{} // closed when Close starts
+
+	dirs    *dirWatch
+	lost    chan struct{} // closed by watchDir when the data directory is lost
+	lostErr error         // why; written before lost is closed
 }
 
 // New opens the store and binds the listener. Nothing is served before Serve.
@@ -160,11 +164,17 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chunkserver: open store: %w", err)
 	}
+	dirs, err := newDirWatch(opts.Dir)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("chunkserver: %w", err)
+	}
 	lis, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("chunkserver: listen %s: %w", opts.Addr, err)
 	}
+	s.dirs, s.lost = dirs, make(chan struct{})
 	s.store = st
 	s.lis = lis
 	s.addr = lis.Addr().String()
@@ -193,7 +203,9 @@ func (s *Server) Store() *store.Store { return s.store }
 
 // Serve accepts connections, registers with the master and heartbeats
 // until ctx ends or Close is called; it then closes the server and returns
-// nil (or the error that stopped it).
+// nil (or the error that stopped it). When the data directory disappears
+// or is replaced while serving, Serve closes the server and returns an
+// error wrapping ErrDataDirLost (fail-stop: the master re-replicates).
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	if s.serving || s.closing {
@@ -201,11 +213,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		return errors.New("chunkserver: Serve called twice or after Close")
 	}
 	s.serving = true
-	s.wg.Add(3)
+	s.wg.Add(4)
 	s.mu.Unlock()
 	go func() { defer s.wg.Done(); _ = s.grpc.Serve(s.grpcLis) }()
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
 	go func() { defer s.wg.Done(); s.pushes.evictLoop(s.ctx) }()
+	go func() { defer s.wg.Done(); s.watchDir(s.ctx) }()
 	if s.opts.MasterAddr != "" {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.heartbeatLoop(s.ctx) }()
@@ -214,6 +227,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-s.done:
+	case <-s.lost:
+		return errors.Join(s.lostErr, s.Close())
 	}
 	return s.Close()
 }
