@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/gfs-go/gfs/control"
@@ -292,6 +293,30 @@ func (m *Master) chunkserver(addr string) (controlpb.ChunkserverClient, error) {
 		m.conns[addr] = cc
 	}
 	return controlpb.NewChunkserverClient(cc), nil
+}
+
+// reconnect makes the cached connection to addr, if any, reconnect at once
+// instead of after its backoff, and waits (bounded by RPCTimeout) until it
+// is ready.
+func (m *Master) reconnect(ctx context.Context, addr string) {
+	m.connMu.Lock()
+	cc := m.conns[addr]
+	m.connMu.Unlock()
+	if cc == nil {
+		return
+	}
+	cc.ResetConnectBackoff()
+	cc.Connect()
+	ctx, cancel := m.rpcContext(ctx)
+	defer cancel()
+	for st := cc.GetState(); st != connectivity.Ready && st != connectivity.Shutdown; st = cc.GetState() {
+		if !cc.WaitForStateChange(ctx, st) {
+			return
+		}
+		if cc.GetState() == connectivity.TransientFailure {
+			cc.ResetConnectBackoff()
+		}
+	}
 }
 
 // rpcContext bounds a call to a chunkserver. It is detached from the

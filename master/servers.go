@@ -89,6 +89,13 @@ func (m *Master) Register(ctx context.Context, req *controlpb.RegisterRequest) (
 		}
 	}
 	m.mu.Unlock()
+	if known {
+		// Calls that failed while it was down left the connection in
+		// reconnect backoff: reconnect now, so that calls right after
+		// this registration reach it (faults B12: chunks were created on
+		// fewer servers meanwhile).
+		m.reconnect(ctx, addr)
+	}
 	m.log.Info("chunkserver registered", "server", addr, "rack", s.rack, "chunks", len(req.GetChunks()), "again", known)
 	for _, t := range tickets {
 		if err := m.waitDurable(t); err != nil {
