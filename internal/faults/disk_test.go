@@ -42,7 +42,6 @@ const lostDirBound = 20 * time.Second
 // re-replicated: each chunk ends with 3 replicas that really hold it.
 func TestDataDirRemovedWhileRunning(t *testing.T) {
 	skipShort(t)
-	knownBug(t, "B4 a chunkserver whose data directory disappeared keeps reporting and serving its chunks from open files; nothing re-replicates them")
 	c := startCluster(t, clusterOptions{chunkservers: 4, replication: 3})
 	ctx := context.Background()
 	cl := c.dial(t)
@@ -59,6 +58,15 @@ func TestDataDirRemovedWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("removed %s (data directory of cs%d, %s) while it runs", c.csDir[lost], lost, c.csAddr[lost])
+	// Detected: the chunkserver stops by itself (fail-stop) and says why.
+	if took, ok := eventually(lostDirBound, func() bool { return !c.cs[lost].running() }); !ok {
+		t.Fatalf("cs%d still running %v after its data directory was removed", lost, took)
+	} else {
+		t.Logf("cs%d stopped by itself %v after its directory was removed", lost, took.Round(time.Millisecond))
+	}
+	if !grepLog(c.cs[lost], "data directory lost") {
+		t.Errorf("cs%d's log does not say its data directory was lost", lost)
+	}
 	took, ok := eventually(lostDirBound, func() bool {
 		for p, data := range want {
 			locs, err := cl.Chunks(ctx, p)
