@@ -317,6 +317,12 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 		}
 		ch := make(chan struct{})
 		m.granting[h] = ch
+		if j := m.copies[h]; j != nil {
+			// A copy in flight reads the chunk as it was: if this grant
+			// reuses the version, the copy would be admitted without the
+			// new lease's mutations (faults B13).
+			j.overtaken = true
+		}
 		var err error
 		if regrant >= 0 {
 			addr, ver := m.servers[regrant].addr, c.version

@@ -165,6 +165,12 @@ func (m *Master) replicateLocked(now time.Time) {
 // free space, distinct rack when possible) from the least busy good
 // replica, other than avoid. It reports whether a copy was scheduled.
 func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance bool, avoid serverID) bool {
+	if m.granting[h] != nil {
+		// A lease is being granted: the version may already be bumped
+		// with no lease recorded yet; a copy now would miss the new
+		// lease's mutations at the same version (faults B13).
+		return false
+	}
 	max := m.opts.MaxCopiesPerServer
 	src := serverID(-1)
 	for _, r := range c.replicas {

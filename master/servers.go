@@ -33,6 +33,7 @@ type copyJob struct {
 	version        uint64
 	deadline       time.Time
 	rebalance      bool
+	overtaken      bool // a lease grant started after it was scheduled: stale when reported
 }
 
 // maxReportChunks bounds one report (a message cap guards the wire too).
@@ -213,7 +214,7 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 	if j := m.copies[h]; j != nil && j.target == s.id {
 		// A copy made before a version bump may miss mutations of the new
 		// lease whatever version the target reports.
-		staleCopy = j.version != c.version
+		staleCopy = j.version != c.version || j.overtaken
 		m.endCopyLocked(h, j)
 	}
 	if r.GetCorrupt() || (staleCopy && !c.hasReplica(s.id)) {
