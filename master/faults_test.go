@@ -150,3 +150,54 @@ func TestCopyToServerJoiningLater(t *testing.T) {
 		t.Fatalf("after the copy: %+v", l)
 	}
 }
+
+// TestLaterDroppedHolderReplacesStandIn: replicas die one after the other
+// during a lease; the first to die comes back first and stands in as the
+// last copy, but it misses what the others took after its death. When a
+// replica that died later comes back, it replaces the stand-in (faults
+// B15: the complete copies were deleted and acknowledged appends lost).
+func TestLaterDroppedHolderReplacesStandIn(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	css := []*fakeCS{e.addCS(""), e.addCS(""), e.addCS("")}
+	e.create("/f", 3)
+	e.mustLookup("/f", 0, false, true)
+	loc := e.mustLookup("/f", 0, true, false) // lease: the chunk is being mutated
+	// die closes cs and lets the master declare it dead; the others grow.
+	die := func(cs *fakeCS) {
+		cs.close()
+		e.clock.Advance(e.opts.DeadAfter + time.Second)
+		for _, o := range css {
+			o.mu.Lock()
+			alive := !o.closed
+			if c := o.chunks[loc.Handle]; alive && c != nil {
+				c.length += 1000
+				o.changed[loc.Handle] = true
+			}
+			o.mu.Unlock()
+			if alive {
+				o.hb()
+			}
+		}
+		e.m.maintain()
+	}
+	first, second, third := css[0], css[1], css[2]
+	die(first)
+	die(second)
+	first.restart() // not listed: third still is
+	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Replicas, []string{third.addr}) {
+		t.Fatalf("after the first came back: %v, want only %s", l.Replicas, third.addr)
+	}
+	die(third)
+	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Replicas, []string{first.addr}) {
+		t.Fatalf("with every other replica dead: %v, want the stand-in %s", l.Replicas, first.addr)
+	}
+	second.restart()
+	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Replicas, []string{second.addr}) {
+		t.Fatalf("after the second came back: %v, want it to replace the stand-in", l.Replicas)
+	}
+	third.restart()
+	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Replicas, []string{third.addr}) {
+		t.Fatalf("after the third came back: %v, want it (dropped last) listed alone", l.Replicas)
+	}
+}

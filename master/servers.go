@@ -256,6 +256,10 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 		return t, true
 	}
 	if !c.hasReplica(s.id) && m.isSuspectLocked(h, c, s.id) {
+		if len(c.replicas) > 0 && m.betterHolderLocked(h, c, s.id) {
+			c.length = max(c.length, r.GetLength())
+			return oplog.Ticket{}, false
+		}
 		if len(c.replicas) > 0 {
 			// Dropped while the chunk may have been mutating at this
 			// version: never re-admitted at it (docs/faults.md B1, B3).
@@ -268,7 +272,7 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 		}
 		// The only copy left: better a possibly incomplete copy than none.
 		m.log.Warn("suspect replica re-admitted as the last copy", "chunk", h, "server", s.addr)
-		m.unsuspectLocked(h, s.id)
+		m.standInLocked(h, c, s.id)
 	}
 	if !c.hasReplica(s.id) {
 		c.replicas = append(c.replicas, s.id)
