@@ -58,7 +58,6 @@ func chaosSettings(t *testing.T) (time.Duration, uint64) {
 // every acknowledged file intact, every chunk back to 3 replicas.
 func TestChaosSoak(t *testing.T) {
 	skipShort(t)
-	knownBug(t, "B9 a refused SetVersion drops the last copy of a chunk: acknowledged records unreadable")
 	dur, seed := chaosSettings(t)
 	t.Logf("chaos soak: %v, seed %d (replay: GFS_CHAOS_SEED=%d GFS_CHAOS_DURATION=%v)", dur, seed, seed, dur)
 	rng := rand.New(rand.NewPCG(seed, 11))
