@@ -527,15 +527,20 @@ func recordPayload(id string, n int) []byte {
 // ackLog records which appends were acknowledged.
 type ackLog struct {
 	mu    sync.Mutex
-	acked map[string]int // id -> payload body length
+	acked map[string]int   // id -> payload body length
+	off   map[string]int64 // id -> file offset RecordAppend returned (-1 unknown)
 	fails []error
 }
 
-func newAckLog() *ackLog { return &ackLog{acked: map[string]int{}} }
+func newAckLog() *ackLog { return &ackLog{acked: map[string]int{}, off: map[string]int64{}} }
 
-func (a *ackLog) ack(id string, n int) {
+func (a *ackLog) ack(id string, n int) { a.ackAt(id, n, -1) }
+
+// ackAt records an acknowledged append and the offset it was given.
+func (a *ackLog) ackAt(id string, n int, off int64) {
 	a.mu.Lock()
 	a.acked[id] = n
+	a.off[id] = off
 	a.mu.Unlock()
 }
 
@@ -599,6 +604,14 @@ func verifyRecords(t *testing.T, cl *client.Client, path string, a *ackLog) int 
 		}
 	}
 	if len(missing) > 0 || len(dup) > 0 {
+		// Which chunks the missing records were acknowledged in.
+		byChunk := map[int64]int{}
+		for _, id := range missing {
+			if o := a.off[id]; o >= 0 {
+				byChunk[o/chunkSize]++
+			}
+		}
+		t.Logf("%s: missing acknowledged records by chunk index: %v", path, byChunk)
 		diagnoseRecords(t, cl, path, missing)
 		t.Fatalf("%s: %d records read, %d acknowledged; %d acknowledged missing (e.g. %v), %d seen more than once (e.g. %v)",
 			path, total, len(a.acked), len(missing), first(missing, 5), len(dup), first(dup, 5))
@@ -631,7 +644,7 @@ func appender(ctx context.Context, cl *client.Client, path, name string, size in
 		}
 		id := fmt.Sprintf("%s-%d", name, i)
 		actx, cancel := context.WithTimeout(ctx, retryWindow+10*time.Second)
-		_, err := cl.RecordAppend(actx, path, recordPayload(id, size))
+		off, err := cl.RecordAppend(actx, path, recordPayload(id, size))
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -640,7 +653,7 @@ func appender(ctx context.Context, cl *client.Client, path, name string, size in
 			a.fail(fmt.Errorf("append %s: %w", id, err))
 			continue
 		}
-		a.ack(id, size)
+		a.ackAt(id, size, off)
 	}
 }
 
