@@ -72,6 +72,7 @@ func TestMasterKillRestartUnderLoad(t *testing.T) {
 	}
 	delete(static, "/static/d1/f5")
 	staticPaths := slices.Sorted(mapKeys(static))
+	waitReplication(t, cl, staticPaths, 3, nil, 30*time.Second)
 	nsBefore := namespaceSnapshot(t, cl, "/static")
 	chunksBefore := snapshotChunks(t, cl, staticPaths)
 
