@@ -120,10 +120,24 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		// Spread the segments of one chunk over its replicas: a streaming
 		// reader keeps several of them in flight at once.
 		spread := loc.Handle + uint64(within/readSegmentMax)
+		// A replica whose chunk ends before the length the master knows
+		// lacks acknowledged bytes (lengths only grow): try the others
+		// and keep the longest answer (faults B10: a listed replica with
+		// 0 bytes cut a file short).
+		var short []byte
+		shortEnd := false
 		for _, addr := range c.orderReplicas(loc.Replicas, spread) {
 			n, err := c.data.Read(ctx, addr, loc.Handle, loc.Version, within, p)
 			if err == nil || isChunkEnd(err) {
-				return n, err != nil, nil
+				if err == nil || within+int64(n) >= loc.Length {
+					return n, err != nil, nil
+				}
+				c.log.Debug("replica shorter than the chunk's known length, trying the next", "path", path, "chunk", idx, "handle", loc.Handle, "replica", addr, "end", within+int64(n), "length", loc.Length)
+				if short == nil || n > len(short) {
+					short = append(short[:0], p[:n]...)
+				}
+				shortEnd = true
+				continue
 			}
 			if ctx.Err() != nil {
 				return 0, false, fmt.Errorf("read %s chunk %d: %w", path, idx, ctx.Err())
@@ -134,6 +148,11 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 				c.reportBadReplica(ctx, loc.Handle, addr, err)
 				lastErr = fmt.Errorf("%w: %w", ErrChecksum, lastErr)
 			}
+		}
+		if shortEnd {
+			// Every replica that answered ended early: the longest wins
+			// (the known length may count bytes of a failed mutation).
+			return copy(p, short), true, nil
 		}
 		// Every replica failed (or there were none): the cached location
 		// may be stale. Ask the master again a few times, then give up.

@@ -1,0 +1,101 @@
+package client_test
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/gfs-go/gfs/client"
+	"github.com/gfs-go/gfs/dataplane/store"
+)
+
+// TestReadSkipsShortReplica: a listed replica whose copy of a chunk ends
+// before the length the master knows (it missed acknowledged bytes at the
+// same version) must not cut the file short: the read goes on to a
+// replica that has the bytes (faults B10: a file read back as its first
+// chunk only).
+func TestReadSkipsShortReplica(t *testing.T) {
+	opts := clusterOptions(t)
+	cl, c := startCluster(t, opts)
+	ctx := testCtx(t)
+	const files = 4
+	want := make([][]byte, files)
+	for i := range files {
+		want[i] = randomBytes(uint64(40+i), testChunkSize+300_000)
+		p := "/f" + string(rune('0'+i))
+		if err := c.Create(ctx, p, client.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := c.Open(ctx, p)
+		if _, err := f.WriteAtContext(ctx, want[i], 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for the master's lengths to cover the data, then cut the last
+	// chunk of every file short on all replicas but one (same handle, same
+	// version, a few bytes only).
+	addrs := cl.ChunkserverAddrs()
+	for i := range files {
+		p := "/f" + string(rune('0'+i))
+		var last client.ChunkLocation
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			locs, err := c.Chunks(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = locs[len(locs)-1]
+			if len(last.Replicas) == 3 && last.Length == 300_000 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: last chunk %+v", p, last)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for _, r := range last.Replicas[:2] {
+			for j, a := range addrs {
+				if a != r {
+					continue
+				}
+				st := cl.Chunkserver(j).Store()
+				h := store.Handle(last.Handle)
+				info, err := st.Info(h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Delete(h); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Create(h, info.Version); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.WriteAt(h, want[i][testChunkSize:testChunkSize+1000], 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for i := range files {
+		p := "/f" + string(rune('0'+i))
+		c2, err := client.Dial(ctx, cl.MasterAddr(), client.Options{RetryTimeout: 30 * time.Second, IOTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		f, err := c2.Open(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := f.NewReader(ctx)
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatalf("read %s: %v", p, err)
+		}
+		if !bytes.Equal(got, want[i]) {
+			t.Fatalf("read %s: %d bytes, want %d", p, len(got), len(want[i]))
+		}
+	}
+}
