@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ type Options struct {
 	SyncWrites bool
 	// ID names this client in record ids and data pushes; 0 = random.
 	ID uint64
+	// TLS is the control-channel client configuration (with the client's
+	// certificate: see control/tlsconfig.Client); nil = plaintext.
+	TLS *tls.Config
 }
 
 func (o Options) withDefaults() Options {
@@ -100,7 +104,7 @@ func Dial(ctx context.Context, masterAddr string, opts Options) (*Client, error)
 	if _, _, err := net.SplitHostPort(masterAddr); err != nil {
 		return nil, fmt.Errorf("dial master %q: %w: %v", masterAddr, ErrBadArgument, err)
 	}
-	cc, err := control.Dial(masterAddr, control.DialOptions{CallTimeout: opts.CallTimeout})
+	cc, err := control.Dial(masterAddr, control.DialOptions{CallTimeout: opts.CallTimeout, TLS: opts.TLS})
 	if err != nil {
 		return nil, fmt.Errorf("dial master %s: %w", masterAddr, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/control/tlsconfig"
 	"github.com/gfs-go/gfs/master/oplog"
 )
 
@@ -123,13 +124,50 @@ func New(opts Options) (*Master, error) {
 			m.needCheck[h] = struct{}{}
 		}
 	}
-	sopts := append(control.NewServerOptions(control.ServerOptions{}), grpc.WaitForHandlers(true))
+	sopts, err := m.serverOptions()
+	if err != nil {
+		lg.Close()
+		return nil, err
+	}
+	sopts = append(sopts, grpc.WaitForHandlers(true))
 	m.srv = grpc.NewServer(append(sopts, opts.ServerOptions...)...)
 	controlpb.RegisterMasterServer(m.srv, m)
 	m.log.Info("master recovered", "dir", opts.Dir, "files", len(st.nodes), "chunks", len(st.chunks), "seq", lg.Seq())
 	m.wg.Add(1)
 	go m.loop()
 	return m, nil
+}
+
+// chunkserverMethods are the Master calls only chunkservers may make under
+// TLS (their answers carry what only chunkservers may know).
+var chunkserverMethods = []string{
+	controlpb.Master_Register_FullMethodName,
+	controlpb.Master_Heartbeat_FullMethodName,
+}
+
+// serverOptions loads the TLS configuration (opts.TLS) and returns the gRPC
+// server options: TLS plus the role policy, or plaintext with a warning.
+func (m *Master) serverOptions() ([]grpc.ServerOption, error) {
+	if !m.opts.TLS.Enabled() {
+		m.log.Warn("TLS NOT CONFIGURED: the control channel is plaintext and unauthenticated; " +
+			"anyone who can reach this port can act as a client or a chunkserver (set -tls-cert, -tls-key, -tls-ca; see gfs cert)")
+		return control.NewServerOptions(control.ServerOptions{}), nil
+	}
+	srvTLS, err := tlsconfig.Server(m.opts.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("master: %w", err)
+	}
+	if m.opts.Dial.TLS == nil {
+		if m.opts.Dial.TLS, err = tlsconfig.Client(m.opts.TLS); err != nil {
+			return nil, fmt.Errorf("master: %w", err)
+		}
+	}
+	policy := tlsconfig.Policy{Methods: map[string][]tlsconfig.Role{}}
+	for _, method := range chunkserverMethods {
+		policy.Methods[method] = []tlsconfig.Role{tlsconfig.RoleChunkserver}
+	}
+	m.log.Info("control channel: mutual TLS", "cert", m.opts.TLS.Cert, "ca", m.opts.TLS.CA)
+	return append(control.NewServerOptions(control.ServerOptions{TLS: srvTLS}), policy.ServerOptions()...), nil
 }
 
 // Serve answers control calls on lis until Close. It returns nil after Close.

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gfs-go/gfs/control"
+	"github.com/gfs-go/gfs/control/tlsconfig"
 )
 
 // Clock is the master's source of time for leases, liveness and garbage
@@ -57,11 +58,18 @@ type Options struct {
 	// used fraction exceeds the least used one's by more than this;
 	// 0 = 0.10; negative disables the rebalancer.
 	RebalanceThreshold float64
-	// Dial configures connections to chunkservers (TLS).
+	// Dial configures connections to chunkservers (TLS). Dial.TLS nil with
+	// TLS set = the client configuration loaded from TLS.
 	Dial control.DialOptions
-	// ServerOptions are appended to the master's gRPC server options (TLS
-	// credentials, authorization interceptors); nil = none.
+	// ServerOptions are appended to the master's gRPC server options (extra
+	// interceptors; TLS comes from the TLS field); nil = none.
 	ServerOptions []grpc.ServerOption
+	// TLS names the master's certificate, key and the cluster CA (-tls-cert,
+	// -tls-key, -tls-ca). When set, the control channel is mutual TLS 1.3:
+	// callers need a certificate of the CA, and Register and Heartbeat are
+	// answered to chunkserver certificates only. Zero = plaintext (New logs
+	// a warning).
+	TLS tlsconfig.Files
 	// Clock is the time source; nil = real time.
 	Clock Clock
 	// Logger receives structured logs; nil = discard.
@@ -117,6 +125,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.LeaseTTL < 0 || o.HeartbeatInterval < 0 || o.DeadAfter < 0 || o.GCGrace < 0 ||
 		o.CheckpointEvery < 0 || o.MaxCopiesPerServer < 0 || o.CopyTimeout < 0 || o.RPCTimeout < 0 {
 		return o, fmt.Errorf("%w: negative duration or count", ErrBadOptions)
+	}
+	if err := o.TLS.Check(); err != nil {
+		return o, fmt.Errorf("%w: %v", ErrBadOptions, err)
 	}
 	if o.Clock == nil {
 		o.Clock = realClock{}

@@ -23,7 +23,7 @@ const copyPieceBytes = 8 << 20
 // heartbeatLoop registers with the master, then heartbeats every interval
 // until ctx ends, re-registering when the master asks or forgot us.
 func (s *Server) heartbeatLoop(ctx context.Context) {
-	cc, err := control.Dial(s.opts.MasterAddr, control.DialOptions{})
+	cc, err := control.Dial(s.opts.MasterAddr, s.dialTLS)
 	if err != nil {
 		s.log.Error("cannot dial master; no heartbeats", "master", s.opts.MasterAddr, "err", err)
 		return

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/control/tlsconfig"
 	"github.com/gfs-go/gfs/dataplane/dataclient"
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
@@ -64,6 +65,12 @@ type Options struct {
 	IOTimeout time.Duration
 	// SendMode for read payload; 0 = SendDefault.
 	SendMode SendMode
+	// TLS names the server's certificate, key and the cluster CA (-tls-cert,
+	// -tls-key, -tls-ca). When set, the control channel (this server's gRPC
+	// service and its calls to the master) is mutual TLS 1.3 and the gRPC
+	// service answers master certificates only. Zero = plaintext (New logs a
+	// warning). The data channel is never TLS (see docs/protocol.md).
+	TLS tlsconfig.Files
 	// Store configures the chunk store (its Logger defaults to Logger).
 	Store store.Options
 	// Logger receives the server's logs; nil discards.
@@ -89,6 +96,8 @@ type Server struct {
 	leaseMargin time.Duration
 
 	grpc    *grpc.Server
+	tls     bool                // the control channel is TLS (sniff routes TLS handshakes to gRPC)
+	dialTLS control.DialOptions // calls to the master
 	grpcLis *chanListener
 	pushes  *pushBuffer
 	leases  leaseTable
@@ -149,10 +158,21 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := opts.TLS.Check(); err != nil {
+		return nil, fmt.Errorf("chunkserver: %w", err)
+	}
+	srvTLS, err := tlsconfig.Server(opts.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("chunkserver: %w", err)
+	}
+	cliTLS, err := tlsconfig.Client(opts.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("chunkserver: %w", err)
+	}
 	if opts.Store.Logger == nil {
 		opts.Store.Logger = log
 	}
-	s := &Server{opts: opts, log: log, conns: make(map[net.Conn]struct{}), done: make(chan struct{}), hbKick: make(chan struct{}, 1)}
+	s := &Server{opts: opts, log: log, tls: srvTLS != nil, dialTLS: control.DialOptions{TLS: cliTLS}, conns: make(map[net.Conn]struct{}), done: make(chan struct{}), hbKick: make(chan struct{}, 1)}
 	userOnCorrupt := opts.Store.OnCorrupt
 	opts.Store.OnCorrupt = func(h store.Handle, blocks []int) {
 		s.tracker.changed(h)
@@ -190,7 +210,15 @@ func New(opts Options) (*Server, error) {
 	s.seqs.init()
 	s.tracker.init()
 	s.grpcLis = newChanListener(lis.Addr())
-	s.grpc = grpc.NewServer(control.NewServerOptions(control.ServerOptions{})...)
+	if s.tls {
+		// Only the master calls this service (chunk creation, versions, leases).
+		policy := tlsconfig.Policy{Default: []tlsconfig.Role{tlsconfig.RoleMaster}}
+		s.grpc = grpc.NewServer(append(control.NewServerOptions(control.ServerOptions{TLS: srvTLS}), policy.ServerOptions()...)...)
+	} else {
+		s.log.Warn("TLS NOT CONFIGURED: the control channel is plaintext and unauthenticated; " +
+			"anyone who can reach this port can create chunks, set versions and grant leases (set -tls-cert, -tls-key, -tls-ca; see gfs cert)")
+		s.grpc = grpc.NewServer(control.NewServerOptions(control.ServerOptions{})...)
+	}
 	controlpb.RegisterChunkserverServer(s.grpc, &grpcService{s: s})
 	return s, nil
 }
@@ -299,8 +327,13 @@ func (s *Server) untrack(nc net.Conn) {
 // http2Preface opens every HTTP/2 (gRPC) connection.
 var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
-// sniff reads the first 4 bytes of a connection: the HTTP/2 preface's go
-// to the gRPC server, anything else is served as the data protocol.
+// tlsHandshake opens every TLS connection: a handshake record (0x16) of
+// TLS 1.x (0x03); the data protocol's header never starts with it.
+var tlsHandshake = []byte{0x16, 0x03}
+
+// sniff reads the first 4 bytes of a connection: the HTTP/2 preface's (or,
+// when the control channel is TLS, a TLS handshake's) go to the gRPC server,
+// anything else is served as the data protocol.
 func (s *Server) sniff(nc net.Conn) {
 	var first [4]byte
 	_ = nc.SetReadDeadline(time.Now().Add(s.opts.IOTimeout))
@@ -309,7 +342,7 @@ func (s *Server) sniff(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if bytes.Equal(first[:], http2Preface[:4]) {
+	if bytes.Equal(first[:], http2Preface[:4]) || (s.tls && bytes.Equal(first[:2], tlsHandshake)) {
 		_ = nc.SetReadDeadline(time.Time{})
 		s.untrack(nc) // gRPC owns it now; grpc.Stop closes it
 		if !s.grpcLis.deliver(&prefixConn{Conn: nc, prefix: first[:]}) {

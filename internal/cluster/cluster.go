@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/control/tlsconfig"
 	"github.com/gfs-go/gfs/dataplane/chunkserver"
 	"github.com/gfs-go/gfs/master"
 )
@@ -45,8 +47,13 @@ type Options struct {
 	// Logger receives the servers' logs (with "node" attributes); nil discards.
 	Logger *slog.Logger
 	// Chunkserver is a template for every chunkserver's options
-	// (MasterAddr, Addr and Dir are filled in per server).
+	// (MasterAddr, Addr, Dir and TLS are filled in per server).
 	Chunkserver chunkserver.Options
+	// TLSDir turns on mutual TLS on the control channel: the directory
+	// holds a CA and node certificates as gfs cert writes them (master.pem,
+	// csI.pem for chunkserver I, client.pem); missing ones are created
+	// there (with a CA when it has none). "" = plaintext.
+	TLSDir string
 }
 
 // Cluster is a running in-process cluster.
@@ -54,6 +61,7 @@ type Cluster struct {
 	opts Options
 	log  *slog.Logger
 
+	clientTLS  *tls.Config // nil without TLSDir
 	master     *master.Master
 	masterLis  net.Listener
 	masterAddr string
@@ -109,6 +117,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	prev := readAddrs(opts.Dir)
 
 	c := &Cluster{opts: opts, log: opts.Logger}
+	if opts.TLSDir != "" {
+		if err := ensureCerts(opts.TLSDir, opts.Chunkservers); err != nil {
+			return nil, err
+		}
+		var err error
+		if c.clientTLS, err = tlsconfig.Client(c.TLSFiles("client")); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
 	if err := c.startMaster(prev.Master); err != nil {
 		return nil, err
 	}
@@ -145,6 +162,7 @@ func (c *Cluster) startMaster(prevAddr string) error {
 		HeartbeatInterval: c.opts.HeartbeatInterval,
 		DeadAfter:         c.opts.DeadAfter,
 		GCGrace:           c.opts.GCGrace,
+		TLS:               c.TLSFiles("master"),
 		Logger:            c.log.With("node", "master"),
 	})
 	if err != nil {
@@ -191,6 +209,7 @@ func (c *Cluster) startNode(i int, n *node) error {
 		o.Store.ChunkSize = c.opts.ChunkSize
 	}
 	o.Logger = c.log.With("node", fmt.Sprintf("cs%d", i))
+	o.TLS = c.TLSFiles(fmt.Sprintf("cs%d", i))
 	srv, err := chunkserver.New(o)
 	if err != nil && n.addr != "" && o.Addr == n.addr {
 		// The old port is taken: come back elsewhere (the master learns
@@ -227,7 +246,7 @@ func stopNode(n *node) error {
 // target replication, proving that the chunkservers registered; the probe
 // file is deleted afterwards.
 func (c *Cluster) waitReady(ctx context.Context) error {
-	cc, err := control.Dial(c.masterAddr, control.DialOptions{CallTimeout: 2 * time.Second})
+	cc, err := control.Dial(c.masterAddr, control.DialOptions{CallTimeout: 2 * time.Second, TLS: c.clientTLS})
 	if err != nil {
 		return err
 	}
@@ -276,6 +295,50 @@ func (c *Cluster) probe(ctx context.Context, mc controlpb.MasterClient, path str
 	_, _ = mc.Delete(ctx, &controlpb.DeleteRequest{Path: path})
 	return fmt.Errorf("probe chunk got %d replicas, want %d", len(resp.GetChunks()), c.opts.Replication)
 }
+
+// ensureCerts creates the certificates of a cluster of n chunkservers that
+// dir lacks.
+func ensureCerts(dir string, n int) error {
+	names := []string{"master", "client"}
+	for i := 0; i < n; i++ {
+		names = append(names, fmt.Sprintf("cs%d", i))
+	}
+	var missing []tlsconfig.Node
+	for _, name := range names {
+		if _, err := os.Stat(filepath.Join(dir, tlsconfig.CertFile(name))); err == nil {
+			continue
+		}
+		nodes, err := tlsconfig.ParseNodes(name)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		missing = append(missing, nodes...)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := tlsconfig.GenerateCerts(tlsconfig.CertOptions{Dir: dir, Nodes: missing}); err != nil {
+		return fmt.Errorf("cluster: certificates: %w", err)
+	}
+	return nil
+}
+
+// TLSFiles returns the certificate files of node ("master", "csI",
+// "client") in Options.TLSDir; zero without TLS.
+func (c *Cluster) TLSFiles(node string) tlsconfig.Files {
+	if c.opts.TLSDir == "" {
+		return tlsconfig.Files{}
+	}
+	return tlsconfig.Files{
+		Cert: filepath.Join(c.opts.TLSDir, tlsconfig.CertFile(node)),
+		Key:  filepath.Join(c.opts.TLSDir, tlsconfig.KeyFile(node)),
+		CA:   filepath.Join(c.opts.TLSDir, tlsconfig.CAFile),
+	}
+}
+
+// ClientTLS returns the control-channel configuration of a client of the
+// cluster (client.pem), nil without TLS.
+func (c *Cluster) ClientTLS() *tls.Config { return c.clientTLS }
 
 // MasterAddr returns the master's HOST:PORT.
 func (c *Cluster) MasterAddr() string {

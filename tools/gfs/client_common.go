@@ -13,22 +13,39 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gfs-go/gfs/client"
+	"github.com/gfs-go/gfs/control/tlsconfig"
 )
 
-// masterFlag registers -master on a client subcommand's flag set.
-func masterFlag(fs *flag.FlagSet) *string {
-	return fs.String("master", "", "master address HOST:PORT (default $GFS_MASTER)")
+// masterFlags are a client subcommand's -master and TLS flags.
+type masterFlags struct {
+	addr string
+	tls  tlsFlags
 }
 
-// dial connects to the master named by -master or GFS_MASTER.
-func dial(ctx context.Context, master string, stdio IO) (*client.Client, error) {
+// masterFlag registers -master and the TLS flags on a client subcommand's
+// flag set.
+func masterFlag(fs *flag.FlagSet) *masterFlags {
+	m := &masterFlags{}
+	fs.StringVar(&m.addr, "master", "", "master address HOST:PORT (default $GFS_MASTER)")
+	m.tls.register(fs, true)
+	return m
+}
+
+// dial connects to the master named by -master or GFS_MASTER, with TLS when
+// the TLS flags (or their environment variables) name certificates.
+func dial(ctx context.Context, m *masterFlags, stdio IO) (*client.Client, error) {
+	master := m.addr
 	if master == "" && stdio.Getenv != nil {
 		master = stdio.Getenv("GFS_MASTER")
 	}
 	if master == "" {
 		return nil, errors.New("no master: pass -master HOST:PORT or set GFS_MASTER")
 	}
-	return client.Dial(ctx, master, client.Options{})
+	cfg, err := tlsconfig.Client(m.tls.files(stdio))
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(ctx, master, client.Options{TLS: cfg})
 }
 
 // printJSON writes v as indented JSON followed by a newline.

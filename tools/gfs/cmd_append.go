@@ -22,7 +22,7 @@ func cmdAppend(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return fmt.Errorf("read stdin: %w", err)
 	}
-	c, err := dial(ctx, *master, stdio)
+	c, err := dial(ctx, master, stdio)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gfs-go/gfs/bench"
 	"github.com/gfs-go/gfs/client"
+	"github.com/gfs-go/gfs/control/tlsconfig"
 )
 
 // cmdBench runs the benchmark suite: machine-limit baselines, then the
@@ -39,6 +40,8 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each workload's measured phase to FILE.WORKLOAD")
 	fs.Uint64Var(&o.Seed, "seed", 0, "seed of the data pattern and random offsets (0 = random)")
 	verbose := fs.Bool("v", false, "log the embedded cluster's warnings to stderr")
+	var tlsF tlsFlags
+	tlsF.register(fs, true) // with -master: a cluster running TLS
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -65,7 +68,14 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	o.RelayCommand = func(ctx context.Context, args []string) *exec.Cmd {
 		return exec.CommandContext(ctx, self, append([]string{"bench-relay-node"}, args...)...)
 	}
-	o.Connect = bench.ConnectClient(client.Options{Logger: o.Logger}, o.Replication)
+	clientTLS, err := tlsconfig.Client(tlsF.files(stdio))
+	if err != nil {
+		return err
+	}
+	if clientTLS != nil && o.MasterAddr == "" {
+		return errors.New("-tls-cert/-tls-key/-tls-ca need -master (the embedded cluster runs without TLS)")
+	}
+	o.Connect = bench.ConnectClient(client.Options{Logger: o.Logger, TLS: clientTLS}, o.Replication)
 	o.StartCluster = bench.StartEmbeddedCluster
 	o.Progress = stdio.Stderr
 

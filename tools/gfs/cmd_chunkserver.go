@@ -25,6 +25,8 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	sendMode := fs.String("send-mode", "default", "how reads move chunk bytes to the socket: default, sendfile (zero-copy) or copy (pread+write)")
 	var timers timerFlags
 	fs.DurationVar(&timers.heartbeatInterval, "heartbeat", 0, "heartbeat interval (0 = 1s; the master's value wins)")
+	var tlsF tlsFlags
+	tlsF.register(fs, false)
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -48,6 +50,7 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	default:
 		return fmt.Errorf("-send-mode %q: want default, sendfile or copy", *sendMode)
 	}
+	opts.TLS = tlsF.files(stdio)
 	opts.Logger = newLogger(stdio, *verbose).With("node", "chunkserver")
 	s, err := chunkserver.New(opts)
 	if err != nil {

@@ -50,7 +50,7 @@ func cmdFsck(ctx context.Context, args []string, stdio IO) error {
 	if fs.NArg() == 1 {
 		root = fs.Arg(0)
 	}
-	c, err := dial(ctx, *master, stdio)
+	c, err := dial(ctx, master, stdio)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ func cmdGet(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	remote, local := fs.Arg(0), fs.Arg(1)
-	c, err := dial(ctx, *master, stdio)
+	c, err := dial(ctx, master, stdio)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,8 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 	var timers timerFlags
 	timers.register(fs)
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 0, "how long to wait for the chunkservers to register (0 = 30s)")
+	fs.StringVar(&opts.TLSDir, "tls-dir", "", "run the control channel with mutual TLS, certificates in this directory "+
+		"(gfs cert layout: master.pem, csI.pem, client.pem; missing ones are created)")
 	verbose := fs.Bool("v", false, "log at debug level (default: warnings only)")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -42,6 +44,10 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	fmt.Fprintf(stdio.Stdout, "ready master=%s chunkservers=%s dir=%s\n", c.MasterAddr(), strings.Join(c.ChunkserverAddrs(), ","), opts.Dir)
+	if opts.TLSDir != "" {
+		f := c.TLSFiles("client")
+		fmt.Fprintf(stdio.Stderr, "gfs local: clients need -tls-cert %s -tls-key %s -tls-ca %s (or GFS_TLS_CERT, GFS_TLS_KEY, GFS_TLS_CA)\n", f.Cert, f.Key, f.CA)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stdio.Stderr, "gfs local: shutting down")
 	return c.Close()

@@ -20,7 +20,7 @@ func cmdLs(ctx context.Context, args []string, stdio IO) error {
 	if fs.NArg() == 1 {
 		path = fs.Arg(0)
 	}
-	c, err := dial(ctx, *master, stdio)
+	c, err := dial(ctx, master, stdio)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,8 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	fs.IntVar(&opts.CheckpointEvery, "checkpoint-every", 0, "op log records between checkpoints (0 = 100000)")
 	var timers timerFlags
 	timers.register(fs)
+	var tlsF tlsFlags
+	tlsF.register(fs, false)
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -34,6 +36,7 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	opts.HeartbeatInterval = timers.heartbeatInterval
 	opts.DeadAfter = timers.deadAfter
 	opts.GCGrace = timers.gcGrace
+	opts.TLS = tlsF.files(stdio)
 	opts.Logger = newLogger(stdio, *verbose).With("node", "master")
 	m, err := master.New(opts)
 	if err != nil {

@@ -10,7 +10,7 @@ func cmdMkdir(ctx context.Context, args []string, stdio IO) error {
 	if err := parseFlags(fs, args, 1, 1); err != nil {
 		return err
 	}
-	c, err := dial(ctx, *master, stdio)
+	c, err := dial(ctx, master, stdio)
 	if err != nil {
 		return err
 	}

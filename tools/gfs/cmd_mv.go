@@ -9,7 +9,7 @@ func cmdMv(ctx context.Context, args []string, stdio IO) error {
 	if err := parseFlags(fs, args, 2, 2); err != nil {
 		return err
 	}
-	c, err := dial(ctx, *master, stdio)
+	c, err := dial(ctx, master, stdio)
 	if err != nil {
 		return err
 	}

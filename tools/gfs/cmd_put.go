@@ -53,7 +53,7 @@ func cmdPut(ctx context.Context, args []string, stdio IO) error {
 		}
 		src, total = f, st.Size()
 	}
-	c, err := dial(ctx, *master, stdio)
+	c, err := dial(ctx, master, stdio)
 	if err != nil {
 		return err
 	}

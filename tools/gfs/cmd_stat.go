@@ -27,7 +27,7 @@ func cmdStat(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	path := fs.Arg(0)
-	c, err := dial(ctx, *master, stdio)
+	c, err := dial(ctx, master, stdio)
 	if err != nil {
 		return err
 	}
