@@ -77,6 +77,26 @@ func TestReadSkipsShortReplica(t *testing.T) {
 			}
 		}
 	}
+	// The master hears of the recreated copies through reports: wait until
+	// it lists all three replicas again (two short, one whole).
+	for i := range files {
+		p := "/f" + string(rune('0'+i))
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			locs, err := c.Chunks(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := locs[len(locs)-1]
+			if len(last.Replicas) == 3 && last.Length == 300_000 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: last chunk %+v", p, last)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	for i := range files {
 		p := "/f" + string(rune('0'+i))
 		c2, err := client.Dial(ctx, cl.MasterAddr(), client.Options{RetryTimeout: 30 * time.Second, IOTimeout: 5 * time.Second})
