@@ -50,7 +50,7 @@ func (c *Client) RecordAppend(ctx context.Context, path string, rec []byte) (int
 		loc, err := c.locateForWrite(ctx, path, idx)
 		if err == nil {
 			var off int64
-			off, err = c.data.Append(ctx, c.chain(loc), loc.Primary, loc.Handle, loc.Version, frame, c.opts.SyncWrites)
+			off, err = c.data.Append(dataContext(ctx, loc), c.chain(loc), loc.Primary, loc.Handle, loc.Version, frame, c.opts.SyncWrites)
 			if err == nil {
 				c.setAppendTarget(path, idx)
 				return idx*cs + off, nil

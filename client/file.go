@@ -127,7 +127,7 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		var short []byte
 		shortEnd := false
 		for _, addr := range c.orderReplicas(loc.Replicas, spread) {
-			n, err := c.data.Read(ctx, addr, loc.Handle, loc.Version, within, p)
+			n, err := c.data.Read(dataContext(ctx, loc), addr, loc.Handle, loc.Version, within, p)
 			if err == nil || isChunkEnd(err) {
 				if err == nil || within+int64(n) >= loc.Length {
 					return n, err != nil, nil
@@ -261,7 +261,7 @@ func (c *Client) writeChunk(ctx context.Context, path string, idx, within int64,
 		loc, err := c.locateForWrite(ctx, path, idx)
 		if err == nil {
 			chain := c.chain(loc)
-			err = c.data.Write(ctx, chain, loc.Primary, loc.Handle, loc.Version, within, data, c.opts.SyncWrites)
+			err = c.data.Write(dataContext(ctx, loc), chain, loc.Primary, loc.Handle, loc.Version, within, data, c.opts.SyncWrites)
 			if err == nil {
 				return nil
 			}
@@ -365,7 +365,7 @@ func (f *File) Length(ctx context.Context) (int64, error) {
 	best := int64(-1)
 	var lastErr error
 	for _, addr := range f.c.orderReplicas(last.Replicas, last.Handle) {
-		n, err := f.c.data.Length(ctx, addr, last.Handle, last.Version)
+		n, err := f.c.data.Length(dataContext(ctx, last), addr, last.Handle, last.Version)
 		if err != nil {
 			lastErr = err
 			continue
@@ -404,7 +404,7 @@ func (c *Client) VerifyReplica(ctx context.Context, loc ChunkLocation, addr stri
 	buf := make([]byte, 1<<20)
 	var off int64
 	for {
-		n, err := c.data.Read(ctx, addr, loc.Handle, loc.Version, off, buf)
+		n, err := c.data.Read(dataContext(ctx, loc), addr, loc.Handle, loc.Version, off, buf)
 		off += int64(n)
 		if isChunkEnd(err) {
 			return off, nil

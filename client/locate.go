@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/capability"
 )
 
 // ChunkLocation is where one chunk of a file lives.
@@ -22,6 +23,31 @@ type ChunkLocation struct {
 	// LeaseExpiry is the master's view of the primary's lease end (zero
 	// without a lease).
 	LeaseExpiry time.Time `json:"-"`
+	// Capability is the master-signed token the chunkservers ask for
+	// (dataplane/capability): read access, plus write and append when the
+	// location came from a lookup for writing. A bearer secret: never
+	// printed.
+	Capability capability.Token `json:"-"`
+}
+
+// dataContext returns ctx carrying loc's capability for the data client.
+func dataContext(ctx context.Context, loc ChunkLocation) context.Context {
+	if len(loc.Capability) == 0 {
+		return ctx
+	}
+	return capability.NewContext(ctx, loc.Capability)
+}
+
+// mayMutate reports whether loc's capability allows writes and appends (a
+// location cached from a read lookup does not; without capabilities in
+// use, anything goes).
+func mayMutate(loc ChunkLocation) bool {
+	if len(loc.Capability) == 0 {
+		return true
+	}
+	c, err := capability.Decode(loc.Capability)
+	return err == nil && c.Ops&(capability.OpWrite|capability.OpAppend) == capability.OpWrite|capability.OpAppend &&
+		time.Until(c.Expiry) > leaseMargin
 }
 
 func locationFrom(pb *controlpb.ChunkLocation) ChunkLocation {
@@ -32,6 +58,9 @@ func locationFrom(pb *controlpb.ChunkLocation) ChunkLocation {
 		Replicas: append([]string(nil), pb.GetReplicas()...),
 		Primary:  pb.GetPrimary(),
 		Length:   pb.GetLength(),
+	}
+	if tok := pb.GetCapability(); len(tok) > 0 {
+		l.Capability = append([]byte(nil), tok...)
 	}
 	if ms := pb.GetLeaseExpiryUnixMs(); ms != 0 {
 		l.LeaseExpiry = time.UnixMilli(ms)
@@ -136,7 +165,7 @@ func (c *Client) locate(ctx context.Context, path string, idx int64, forWrite, a
 	c.mu.Lock()
 	if fl := c.files[path]; fl != nil {
 		if cl, ok := fl.chunks[idx]; ok && now.Sub(cl.fetched) < c.opts.LocationTTL {
-			if !forWrite || (cl.loc.Primary != "" && cl.loc.LeaseExpiry.After(now.Add(leaseMargin))) {
+			if !forWrite || (cl.loc.Primary != "" && cl.loc.LeaseExpiry.After(now.Add(leaseMargin)) && mayMutate(cl.loc)) {
 				c.mu.Unlock()
 				return cl.loc, nil
 			}

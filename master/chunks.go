@@ -7,8 +7,12 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/master/oplog"
 )
 
@@ -90,12 +94,22 @@ func (m *Master) Lookup(ctx context.Context, req *controlpb.LookupRequest) (*con
 	defer m.mu.RUnlock()
 	now := m.clock.Now()
 	resp.FileChunks = int64(len(m.st.nodes[p].chunks))
+	// Least privilege: plain lookups read; for_write lookups also mutate.
+	ops := capability.OpRead
+	if req.GetForWrite() {
+		ops |= capability.OpWrite | capability.OpAppend
+	}
 	for i, h := range handles {
 		c := m.st.chunks[h]
 		if c == nil {
 			continue
 		}
-		resp.Chunks = append(resp.Chunks, m.locationLocked(first+int64(i), h, c, now))
+		loc := m.locationLocked(first+int64(i), h, c, now)
+		var err error
+		if loc.Capability, err = m.keys.Issue(nil, h, ops, 0); err != nil {
+			return nil, status.Errorf(codes.Internal, "lookup %s: capability: %v", p, err)
+		}
+		resp.Chunks = append(resp.Chunks, loc)
 	}
 	return resp, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/control/tlsconfig"
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/master/oplog"
 )
 
@@ -34,6 +35,7 @@ type Master struct {
 	oplog *oplog.Log
 	locks *lockTable
 	srv   *grpc.Server
+	keys  *capability.Keyring // signs chunk capabilities; shared with chunkservers
 
 	mu            sync.RWMutex // guards the fields below
 	st            *state
@@ -119,6 +121,13 @@ func New(opts Options) (*Master, error) {
 		kick:         make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 	}
+	m.keys, err = capability.NewKeyring(capability.KeyringOptions{
+		RotateEvery: opts.KeyRotateEvery, TTL: opts.CapabilityTTL, Now: opts.Clock.Now,
+	})
+	if err != nil {
+		lg.Close()
+		return nil, fmt.Errorf("master: %w", err)
+	}
 	for h, c := range st.chunks {
 		if c.flags&chunkTrashed == 0 {
 			m.needCheck[h] = struct{}{}
@@ -168,6 +177,19 @@ func (m *Master) serverOptions() ([]grpc.ServerOption, error) {
 	}
 	m.log.Info("control channel: mutual TLS", "cert", m.opts.TLS.Cert, "ca", m.opts.TLS.CA)
 	return append(control.NewServerOptions(control.ServerOptions{TLS: srvTLS}), policy.ServerOptions()...), nil
+}
+
+// capabilityKeys returns the keyring's keys as chunkservers receive them.
+func (m *Master) capabilityKeys() ([]*controlpb.CapabilityKey, error) {
+	keys, err := m.keys.Keys()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "capability keys: %v", err)
+	}
+	out := make([]*controlpb.CapabilityKey, len(keys))
+	for i, k := range keys {
+		out[i] = &controlpb.CapabilityKey{Id: k.ID, Secret: k.Secret(), ExpiresUnixNano: k.Expires.UnixNano()}
+	}
+	return out, nil
 }
 
 // Serve answers control calls on lis until Close. It returns nil after Close.

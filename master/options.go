@@ -70,6 +70,12 @@ type Options struct {
 	// answered to chunkserver certificates only. Zero = plaintext (New logs
 	// a warning).
 	TLS tlsconfig.Files
+	// CapabilityTTL is the lifetime of the chunk capabilities Lookup and
+	// copy commands carry; 0 = 10 min.
+	CapabilityTTL time.Duration
+	// KeyRotateEvery is how long a capability key signs before the next
+	// takes over; 0 = 10 min.
+	KeyRotateEvery time.Duration
 	// Clock is the time source; nil = real time.
 	Clock Clock
 	// Logger receives structured logs; nil = discard.
@@ -125,6 +131,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.LeaseTTL < 0 || o.HeartbeatInterval < 0 || o.DeadAfter < 0 || o.GCGrace < 0 ||
 		o.CheckpointEvery < 0 || o.MaxCopiesPerServer < 0 || o.CopyTimeout < 0 || o.RPCTimeout < 0 {
 		return o, fmt.Errorf("%w: negative duration or count", ErrBadOptions)
+	}
+	if o.CapabilityTTL < 0 || o.KeyRotateEvery < 0 {
+		return o, fmt.Errorf("%w: negative CapabilityTTL or KeyRotateEvery", ErrBadOptions)
 	}
 	if err := o.TLS.Check(); err != nil {
 		return o, fmt.Errorf("%w: %v", ErrBadOptions, err)

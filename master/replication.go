@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/capability"
 )
 
 // maintain is one round of background work: declare silent chunkservers
@@ -202,12 +203,18 @@ func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance
 			break
 		}
 	}
+	// The target shows the source this copy capability (chunk h only).
+	tok, err := m.keys.Issue(nil, h, capability.OpCopy, 0)
+	if err != nil {
+		m.log.Error("copy not scheduled: capability", "chunk", h, "err", err)
+		return false
+	}
 	m.copies[h] = &copyJob{target: dst, source: src, version: c.version, deadline: now.Add(m.opts.CopyTimeout), rebalance: rebalance}
 	m.servers[dst].copiesIn++
 	m.servers[src].copiesOut++
 	m.servers[dst].recentAllocs++
 	m.servers[dst].pendingCopy = append(m.servers[dst].pendingCopy, &controlpb.CopyCommand{
-		Handle: h, Version: c.version, Source: m.servers[src].addr,
+		Handle: h, Version: c.version, Source: m.servers[src].addr, Capability: tok,
 	})
 	m.log.Info("copy scheduled", "chunk", h, "version", c.version, "from", m.servers[src].addr, "to", m.servers[dst].addr, "replicas", len(c.replicas), "rebalance", rebalance)
 	return true

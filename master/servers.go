@@ -103,9 +103,14 @@ func (m *Master) Register(ctx context.Context, req *controlpb.RegisterRequest) (
 			return nil, err
 		}
 	}
+	keys, err := m.capabilityKeys()
+	if err != nil {
+		return nil, err
+	}
 	return &controlpb.RegisterResponse{
 		HeartbeatIntervalMs: m.opts.HeartbeatInterval.Milliseconds(),
 		ChunkSize:           m.opts.ChunkSize,
+		CapabilityKeys:      keys,
 	}, nil
 }
 
@@ -118,6 +123,11 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 	}
 	if len(req.GetChanged()) > maxReportChunks || len(req.GetRemoved()) > maxReportChunks {
 		return nil, errCode(codeBadArg, "heartbeat %s: report too large", addr)
+	}
+	// Before any state changes: failing here loses no commands.
+	keys, err := m.capabilityKeys()
+	if err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	id, known := m.byAddr[addr]
@@ -165,6 +175,7 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 	}
 	clear(s.pendingDelete)
 	resp.Copy, s.pendingCopy = s.pendingCopy, nil
+	resp.CapabilityKeys = keys
 	m.mu.Unlock()
 	for _, t := range tickets {
 		if err := m.waitDurable(t); err != nil {

@@ -260,8 +260,14 @@ type ChunkLocation struct {
 	Primary           string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`                                                   // empty when no lease is held
 	LeaseExpiryUnixMs int64                  `protobuf:"varint,6,opt,name=lease_expiry_unix_ms,json=leaseExpiryUnixMs,proto3" json:"lease_expiry_unix_ms,omitempty"` // master's view; 0 when no lease
 	Length            int64                  `protobuf:"varint,7,opt,name=length,proto3" json:"length,omitempty"`                                                    // best known length of the chunk
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// capability is a master-signed token (dataplane/capability) granting
+	// access to this chunk only: read for plain lookups, read, write and
+	// append for for_write lookups. Sent in the data-channel frame's
+	// capability field; chunkservers that enforce capabilities refuse
+	// requests without a valid one.
+	Capability    []byte `protobuf:"bytes,8,opt,name=capability,proto3" json:"capability,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkLocation) Reset() {
@@ -341,6 +347,13 @@ func (x *ChunkLocation) GetLength() int64 {
 		return x.Length
 	}
 	return 0
+}
+
+func (x *ChunkLocation) GetCapability() []byte {
+	if x != nil {
+		return x.Capability
+	}
+	return nil
 }
 
 // ---------------------------------------------------------------------------
@@ -1297,8 +1310,12 @@ type RegisterResponse struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	HeartbeatIntervalMs int64                  `protobuf:"varint,1,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
 	ChunkSize           int64                  `protobuf:"varint,2,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The master's capability keys (secret: answered to chunkserver
+	// certificates only when the control channel is TLS; meaningless
+	// without TLS, where anyone can register).
+	CapabilityKeys []*CapabilityKey `protobuf:"bytes,3,rep,name=capability_keys,json=capabilityKeys,proto3" json:"capability_keys,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RegisterResponse) Reset() {
@@ -1345,6 +1362,75 @@ func (x *RegisterResponse) GetChunkSize() int64 {
 	return 0
 }
 
+func (x *RegisterResponse) GetCapabilityKeys() []*CapabilityKey {
+	if x != nil {
+		return x.CapabilityKeys
+	}
+	return nil
+}
+
+// CapabilityKey is one HMAC-SHA256 key capabilities are signed with; the
+// list a chunkserver receives replaces the one it held.
+type CapabilityKey struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Secret          []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`                                             // 32 bytes
+	ExpiresUnixNano int64                  `protobuf:"varint,3,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"` // no token signed with it is valid after
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CapabilityKey) Reset() {
+	*x = CapabilityKey{}
+	mi := &file_gfs_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapabilityKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapabilityKey) ProtoMessage() {}
+
+func (x *CapabilityKey) ProtoReflect() protoreflect.Message {
+	mi := &file_gfs_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapabilityKey.ProtoReflect.Descriptor instead.
+func (*CapabilityKey) Descriptor() ([]byte, []int) {
+	return file_gfs_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CapabilityKey) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CapabilityKey) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *CapabilityKey) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
 type HeartbeatRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Addr            string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
@@ -1361,7 +1447,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_gfs_proto_msgTypes[22]
+	mi := &file_gfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1459,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[22]
+	mi := &file_gfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1472,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{22}
+	return file_gfs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HeartbeatRequest) GetAddr() string {
@@ -1456,7 +1542,7 @@ type LeaseExtension struct {
 
 func (x *LeaseExtension) Reset() {
 	*x = LeaseExtension{}
-	mi := &file_gfs_proto_msgTypes[23]
+	mi := &file_gfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1554,7 @@ func (x *LeaseExtension) String() string {
 func (*LeaseExtension) ProtoMessage() {}
 
 func (x *LeaseExtension) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[23]
+	mi := &file_gfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1567,7 @@ func (x *LeaseExtension) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseExtension.ProtoReflect.Descriptor instead.
 func (*LeaseExtension) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{23}
+	return file_gfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LeaseExtension) GetHandle() uint64 {
@@ -1509,14 +1595,15 @@ type CopyCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
 	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"` // data address of a good replica
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`         // data address of a good replica
+	Capability    []byte                 `protobuf:"bytes,4,opt,name=capability,proto3" json:"capability,omitempty"` // copy capability for the chunk, shown to source
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CopyCommand) Reset() {
 	*x = CopyCommand{}
-	mi := &file_gfs_proto_msgTypes[24]
+	mi := &file_gfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1615,7 @@ func (x *CopyCommand) String() string {
 func (*CopyCommand) ProtoMessage() {}
 
 func (x *CopyCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[24]
+	mi := &file_gfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1628,7 @@ func (x *CopyCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyCommand.ProtoReflect.Descriptor instead.
 func (*CopyCommand) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{24}
+	return file_gfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CopyCommand) GetHandle() uint64 {
@@ -1565,20 +1652,28 @@ func (x *CopyCommand) GetSource() string {
 	return ""
 }
 
+func (x *CopyCommand) GetCapability() []byte {
+	if x != nil {
+		return x.Capability
+	}
+	return nil
+}
+
 type HeartbeatResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Delete        []uint64               `protobuf:"varint,1,rep,packed,name=delete,proto3" json:"delete,omitempty"`   // chunks to delete (orphaned or stale)
-	Copy          []*CopyCommand         `protobuf:"bytes,2,rep,name=copy,proto3" json:"copy,omitempty"`               // re-replication: fetch from source
-	Extensions    []*LeaseExtension      `protobuf:"bytes,3,rep,name=extensions,proto3" json:"extensions,omitempty"`   // granted extensions
-	Revoked       []uint64               `protobuf:"varint,4,rep,packed,name=revoked,proto3" json:"revoked,omitempty"` // leases the master refused to extend
-	Reregister    bool                   `protobuf:"varint,5,opt,name=reregister,proto3" json:"reregister,omitempty"`  // master lost track: send Register again
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Delete         []uint64               `protobuf:"varint,1,rep,packed,name=delete,proto3" json:"delete,omitempty"`                               // chunks to delete (orphaned or stale)
+	Copy           []*CopyCommand         `protobuf:"bytes,2,rep,name=copy,proto3" json:"copy,omitempty"`                                           // re-replication: fetch from source
+	Extensions     []*LeaseExtension      `protobuf:"bytes,3,rep,name=extensions,proto3" json:"extensions,omitempty"`                               // granted extensions
+	Revoked        []uint64               `protobuf:"varint,4,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`                             // leases the master refused to extend
+	Reregister     bool                   `protobuf:"varint,5,opt,name=reregister,proto3" json:"reregister,omitempty"`                              // master lost track: send Register again
+	CapabilityKeys []*CapabilityKey       `protobuf:"bytes,6,rep,name=capability_keys,json=capabilityKeys,proto3" json:"capability_keys,omitempty"` // current keys (see RegisterResponse)
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_gfs_proto_msgTypes[25]
+	mi := &file_gfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1685,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[25]
+	mi := &file_gfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1698,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{25}
+	return file_gfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HeartbeatResponse) GetDelete() []uint64 {
@@ -1641,6 +1736,13 @@ func (x *HeartbeatResponse) GetReregister() bool {
 	return false
 }
 
+func (x *HeartbeatResponse) GetCapabilityKeys() []*CapabilityKey {
+	if x != nil {
+		return x.CapabilityKeys
+	}
+	return nil
+}
+
 type CreateChunkRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -1651,7 +1753,7 @@ type CreateChunkRequest struct {
 
 func (x *CreateChunkRequest) Reset() {
 	*x = CreateChunkRequest{}
-	mi := &file_gfs_proto_msgTypes[26]
+	mi := &file_gfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1765,7 @@ func (x *CreateChunkRequest) String() string {
 func (*CreateChunkRequest) ProtoMessage() {}
 
 func (x *CreateChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[26]
+	mi := &file_gfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1778,7 @@ func (x *CreateChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChunkRequest.ProtoReflect.Descriptor instead.
 func (*CreateChunkRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{26}
+	return file_gfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateChunkRequest) GetHandle() uint64 {
@@ -1701,7 +1803,7 @@ type CreateChunkResponse struct {
 
 func (x *CreateChunkResponse) Reset() {
 	*x = CreateChunkResponse{}
-	mi := &file_gfs_proto_msgTypes[27]
+	mi := &file_gfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1815,7 @@ func (x *CreateChunkResponse) String() string {
 func (*CreateChunkResponse) ProtoMessage() {}
 
 func (x *CreateChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[27]
+	mi := &file_gfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1828,7 @@ func (x *CreateChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChunkResponse.ProtoReflect.Descriptor instead.
 func (*CreateChunkResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{27}
+	return file_gfs_proto_rawDescGZIP(), []int{28}
 }
 
 type SetVersionRequest struct {
@@ -1740,7 +1842,7 @@ type SetVersionRequest struct {
 
 func (x *SetVersionRequest) Reset() {
 	*x = SetVersionRequest{}
-	mi := &file_gfs_proto_msgTypes[28]
+	mi := &file_gfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1854,7 @@ func (x *SetVersionRequest) String() string {
 func (*SetVersionRequest) ProtoMessage() {}
 
 func (x *SetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[28]
+	mi := &file_gfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1867,7 @@ func (x *SetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVersionRequest.ProtoReflect.Descriptor instead.
 func (*SetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{28}
+	return file_gfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetVersionRequest) GetHandle() uint64 {
@@ -1798,7 +1900,7 @@ type SetVersionResponse struct {
 
 func (x *SetVersionResponse) Reset() {
 	*x = SetVersionResponse{}
-	mi := &file_gfs_proto_msgTypes[29]
+	mi := &file_gfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1912,7 @@ func (x *SetVersionResponse) String() string {
 func (*SetVersionResponse) ProtoMessage() {}
 
 func (x *SetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[29]
+	mi := &file_gfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1925,7 @@ func (x *SetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVersionResponse.ProtoReflect.Descriptor instead.
 func (*SetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{29}
+	return file_gfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetVersionResponse) GetLength() int64 {
@@ -1844,7 +1946,7 @@ type GrantLeaseRequest struct {
 
 func (x *GrantLeaseRequest) Reset() {
 	*x = GrantLeaseRequest{}
-	mi := &file_gfs_proto_msgTypes[30]
+	mi := &file_gfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +1958,7 @@ func (x *GrantLeaseRequest) String() string {
 func (*GrantLeaseRequest) ProtoMessage() {}
 
 func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[30]
+	mi := &file_gfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +1971,7 @@ func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantLeaseRequest.ProtoReflect.Descriptor instead.
 func (*GrantLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{30}
+	return file_gfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GrantLeaseRequest) GetHandle() uint64 {
@@ -1901,7 +2003,7 @@ type GrantLeaseResponse struct {
 
 func (x *GrantLeaseResponse) Reset() {
 	*x = GrantLeaseResponse{}
-	mi := &file_gfs_proto_msgTypes[31]
+	mi := &file_gfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2015,7 @@ func (x *GrantLeaseResponse) String() string {
 func (*GrantLeaseResponse) ProtoMessage() {}
 
 func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[31]
+	mi := &file_gfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2028,7 @@ func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantLeaseResponse.ProtoReflect.Descriptor instead.
 func (*GrantLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{31}
+	return file_gfs_proto_rawDescGZIP(), []int{32}
 }
 
 type RevokeLeaseRequest struct {
@@ -1938,7 +2040,7 @@ type RevokeLeaseRequest struct {
 
 func (x *RevokeLeaseRequest) Reset() {
 	*x = RevokeLeaseRequest{}
-	mi := &file_gfs_proto_msgTypes[32]
+	mi := &file_gfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1950,7 +2052,7 @@ func (x *RevokeLeaseRequest) String() string {
 func (*RevokeLeaseRequest) ProtoMessage() {}
 
 func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[32]
+	mi := &file_gfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1963,7 +2065,7 @@ func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{32}
+	return file_gfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeLeaseRequest) GetHandle() uint64 {
@@ -1981,7 +2083,7 @@ type RevokeLeaseResponse struct {
 
 func (x *RevokeLeaseResponse) Reset() {
 	*x = RevokeLeaseResponse{}
-	mi := &file_gfs_proto_msgTypes[33]
+	mi := &file_gfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2095,7 @@ func (x *RevokeLeaseResponse) String() string {
 func (*RevokeLeaseResponse) ProtoMessage() {}
 
 func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[33]
+	mi := &file_gfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2108,7 @@ func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{33}
+	return file_gfs_proto_rawDescGZIP(), []int{34}
 }
 
 var File_gfs_proto protoreflect.FileDescriptor
@@ -2023,7 +2125,7 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06length\x18\x04 \x01(\x03R\x06length\x12\x16\n" +
 	"\x06chunks\x18\x05 \x01(\x03R\x06chunks\x12 \n" +
 	"\vreplication\x18\x06 \x01(\rR\vreplication\x12\"\n" +
-	"\rmtime_unix_ms\x18\a \x01(\x03R\vmtimeUnixMs\"\xd6\x01\n" +
+	"\rmtime_unix_ms\x18\a \x01(\x03R\vmtimeUnixMs\"\xf6\x01\n" +
 	"\rChunkLocation\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x18\n" +
@@ -2031,7 +2133,10 @@ const file_gfs_proto_rawDesc = "" +
 	"\breplicas\x18\x04 \x03(\tR\breplicas\x12\x18\n" +
 	"\aprimary\x18\x05 \x01(\tR\aprimary\x12/\n" +
 	"\x14lease_expiry_unix_ms\x18\x06 \x01(\x03R\x11leaseExpiryUnixMs\x12\x16\n" +
-	"\x06length\x18\a \x01(\x03R\x06length\"_\n" +
+	"\x06length\x18\a \x01(\x03R\x06length\x12\x1e\n" +
+	"\n" +
+	"capability\x18\b \x01(\fR\n" +
+	"capability\"_\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12 \n" +
 	"\vreplication\x18\x02 \x01(\rR\vreplication\x12\x18\n" +
@@ -2091,11 +2196,16 @@ const file_gfs_proto_rawDesc = "" +
 	"\x0ecapacity_bytes\x18\x03 \x01(\x03R\rcapacityBytes\x12\x1d\n" +
 	"\n" +
 	"free_bytes\x18\x04 \x01(\x03R\tfreeBytes\x123\n" +
-	"\x06chunks\x18\x05 \x03(\v2\x1b.gfs.control.v1.ChunkReportR\x06chunks\"e\n" +
+	"\x06chunks\x18\x05 \x03(\v2\x1b.gfs.control.v1.ChunkReportR\x06chunks\"\xad\x01\n" +
 	"\x10RegisterResponse\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x01 \x01(\x03R\x13heartbeatIntervalMs\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\x02 \x01(\x03R\tchunkSize\"\xb4\x02\n" +
+	"chunk_size\x18\x02 \x01(\x03R\tchunkSize\x12F\n" +
+	"\x0fcapability_keys\x18\x03 \x03(\v2\x1d.gfs.control.v1.CapabilityKeyR\x0ecapabilityKeys\"c\n" +
+	"\rCapabilityKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\x12*\n" +
+	"\x11expires_unix_nano\x18\x03 \x01(\x03R\x0fexpiresUnixNano\"\xb4\x02\n" +
 	"\x10HeartbeatRequest\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1d\n" +
 	"\n" +
@@ -2110,11 +2220,14 @@ const file_gfs_proto_rawDesc = "" +
 	"\x0eLeaseExtension\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x19\n" +
-	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\"W\n" +
+	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\"w\n" +
 	"\vCopyCommand\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06source\x18\x03 \x01(\tR\x06source\"\xd6\x01\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x1e\n" +
+	"\n" +
+	"capability\x18\x04 \x01(\fR\n" +
+	"capability\"\x9e\x02\n" +
 	"\x11HeartbeatResponse\x12\x16\n" +
 	"\x06delete\x18\x01 \x03(\x04R\x06delete\x12/\n" +
 	"\x04copy\x18\x02 \x03(\v2\x1b.gfs.control.v1.CopyCommandR\x04copy\x12>\n" +
@@ -2124,7 +2237,8 @@ const file_gfs_proto_rawDesc = "" +
 	"\arevoked\x18\x04 \x03(\x04R\arevoked\x12\x1e\n" +
 	"\n" +
 	"reregister\x18\x05 \x01(\bR\n" +
-	"reregister\"F\n" +
+	"reregister\x12F\n" +
+	"\x0fcapability_keys\x18\x06 \x03(\v2\x1d.gfs.control.v1.CapabilityKeyR\x0ecapabilityKeys\"F\n" +
 	"\x12CreateChunkRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\"\x15\n" +
@@ -2191,7 +2305,7 @@ func file_gfs_proto_rawDescGZIP() []byte {
 }
 
 var file_gfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gfs_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_gfs_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_gfs_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: gfs.control.v1.ErrorCode
 	(*ErrorDetail)(nil),              // 1: gfs.control.v1.ErrorDetail
@@ -2216,18 +2330,19 @@ var file_gfs_proto_goTypes = []any{
 	(*ChunkReport)(nil),              // 20: gfs.control.v1.ChunkReport
 	(*RegisterRequest)(nil),          // 21: gfs.control.v1.RegisterRequest
 	(*RegisterResponse)(nil),         // 22: gfs.control.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),         // 23: gfs.control.v1.HeartbeatRequest
-	(*LeaseExtension)(nil),           // 24: gfs.control.v1.LeaseExtension
-	(*CopyCommand)(nil),              // 25: gfs.control.v1.CopyCommand
-	(*HeartbeatResponse)(nil),        // 26: gfs.control.v1.HeartbeatResponse
-	(*CreateChunkRequest)(nil),       // 27: gfs.control.v1.CreateChunkRequest
-	(*CreateChunkResponse)(nil),      // 28: gfs.control.v1.CreateChunkResponse
-	(*SetVersionRequest)(nil),        // 29: gfs.control.v1.SetVersionRequest
-	(*SetVersionResponse)(nil),       // 30: gfs.control.v1.SetVersionResponse
-	(*GrantLeaseRequest)(nil),        // 31: gfs.control.v1.GrantLeaseRequest
-	(*GrantLeaseResponse)(nil),       // 32: gfs.control.v1.GrantLeaseResponse
-	(*RevokeLeaseRequest)(nil),       // 33: gfs.control.v1.RevokeLeaseRequest
-	(*RevokeLeaseResponse)(nil),      // 34: gfs.control.v1.RevokeLeaseResponse
+	(*CapabilityKey)(nil),            // 23: gfs.control.v1.CapabilityKey
+	(*HeartbeatRequest)(nil),         // 24: gfs.control.v1.HeartbeatRequest
+	(*LeaseExtension)(nil),           // 25: gfs.control.v1.LeaseExtension
+	(*CopyCommand)(nil),              // 26: gfs.control.v1.CopyCommand
+	(*HeartbeatResponse)(nil),        // 27: gfs.control.v1.HeartbeatResponse
+	(*CreateChunkRequest)(nil),       // 28: gfs.control.v1.CreateChunkRequest
+	(*CreateChunkResponse)(nil),      // 29: gfs.control.v1.CreateChunkResponse
+	(*SetVersionRequest)(nil),        // 30: gfs.control.v1.SetVersionRequest
+	(*SetVersionResponse)(nil),       // 31: gfs.control.v1.SetVersionResponse
+	(*GrantLeaseRequest)(nil),        // 32: gfs.control.v1.GrantLeaseRequest
+	(*GrantLeaseResponse)(nil),       // 33: gfs.control.v1.GrantLeaseResponse
+	(*RevokeLeaseRequest)(nil),       // 34: gfs.control.v1.RevokeLeaseRequest
+	(*RevokeLeaseResponse)(nil),      // 35: gfs.control.v1.RevokeLeaseResponse
 }
 var file_gfs_proto_depIdxs = []int32{
 	0,  // 0: gfs.control.v1.ErrorDetail.code:type_name -> gfs.control.v1.ErrorCode
@@ -2236,42 +2351,44 @@ var file_gfs_proto_depIdxs = []int32{
 	2,  // 3: gfs.control.v1.StatResponse.info:type_name -> gfs.control.v1.FileInfo
 	3,  // 4: gfs.control.v1.LookupResponse.chunks:type_name -> gfs.control.v1.ChunkLocation
 	20, // 5: gfs.control.v1.RegisterRequest.chunks:type_name -> gfs.control.v1.ChunkReport
-	20, // 6: gfs.control.v1.HeartbeatRequest.changed:type_name -> gfs.control.v1.ChunkReport
-	25, // 7: gfs.control.v1.HeartbeatResponse.copy:type_name -> gfs.control.v1.CopyCommand
-	24, // 8: gfs.control.v1.HeartbeatResponse.extensions:type_name -> gfs.control.v1.LeaseExtension
-	4,  // 9: gfs.control.v1.Master.Create:input_type -> gfs.control.v1.CreateRequest
-	6,  // 10: gfs.control.v1.Master.Mkdir:input_type -> gfs.control.v1.MkdirRequest
-	8,  // 11: gfs.control.v1.Master.Delete:input_type -> gfs.control.v1.DeleteRequest
-	10, // 12: gfs.control.v1.Master.Rename:input_type -> gfs.control.v1.RenameRequest
-	12, // 13: gfs.control.v1.Master.List:input_type -> gfs.control.v1.ListRequest
-	14, // 14: gfs.control.v1.Master.Stat:input_type -> gfs.control.v1.StatRequest
-	16, // 15: gfs.control.v1.Master.Lookup:input_type -> gfs.control.v1.LookupRequest
-	18, // 16: gfs.control.v1.Master.ReportBadReplica:input_type -> gfs.control.v1.ReportBadReplicaRequest
-	21, // 17: gfs.control.v1.Master.Register:input_type -> gfs.control.v1.RegisterRequest
-	23, // 18: gfs.control.v1.Master.Heartbeat:input_type -> gfs.control.v1.HeartbeatRequest
-	27, // 19: gfs.control.v1.Chunkserver.CreateChunk:input_type -> gfs.control.v1.CreateChunkRequest
-	29, // 20: gfs.control.v1.Chunkserver.SetVersion:input_type -> gfs.control.v1.SetVersionRequest
-	31, // 21: gfs.control.v1.Chunkserver.GrantLease:input_type -> gfs.control.v1.GrantLeaseRequest
-	33, // 22: gfs.control.v1.Chunkserver.RevokeLease:input_type -> gfs.control.v1.RevokeLeaseRequest
-	5,  // 23: gfs.control.v1.Master.Create:output_type -> gfs.control.v1.CreateResponse
-	7,  // 24: gfs.control.v1.Master.Mkdir:output_type -> gfs.control.v1.MkdirResponse
-	9,  // 25: gfs.control.v1.Master.Delete:output_type -> gfs.control.v1.DeleteResponse
-	11, // 26: gfs.control.v1.Master.Rename:output_type -> gfs.control.v1.RenameResponse
-	13, // 27: gfs.control.v1.Master.List:output_type -> gfs.control.v1.ListResponse
-	15, // 28: gfs.control.v1.Master.Stat:output_type -> gfs.control.v1.StatResponse
-	17, // 29: gfs.control.v1.Master.Lookup:output_type -> gfs.control.v1.LookupResponse
-	19, // 30: gfs.control.v1.Master.ReportBadReplica:output_type -> gfs.control.v1.ReportBadReplicaResponse
-	22, // 31: gfs.control.v1.Master.Register:output_type -> gfs.control.v1.RegisterResponse
-	26, // 32: gfs.control.v1.Master.Heartbeat:output_type -> gfs.control.v1.HeartbeatResponse
-	28, // 33: gfs.control.v1.Chunkserver.CreateChunk:output_type -> gfs.control.v1.CreateChunkResponse
-	30, // 34: gfs.control.v1.Chunkserver.SetVersion:output_type -> gfs.control.v1.SetVersionResponse
-	32, // 35: gfs.control.v1.Chunkserver.GrantLease:output_type -> gfs.control.v1.GrantLeaseResponse
-	34, // 36: gfs.control.v1.Chunkserver.RevokeLease:output_type -> gfs.control.v1.RevokeLeaseResponse
-	23, // [23:37] is the sub-list for method output_type
-	9,  // [9:23] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	23, // 6: gfs.control.v1.RegisterResponse.capability_keys:type_name -> gfs.control.v1.CapabilityKey
+	20, // 7: gfs.control.v1.HeartbeatRequest.changed:type_name -> gfs.control.v1.ChunkReport
+	26, // 8: gfs.control.v1.HeartbeatResponse.copy:type_name -> gfs.control.v1.CopyCommand
+	25, // 9: gfs.control.v1.HeartbeatResponse.extensions:type_name -> gfs.control.v1.LeaseExtension
+	23, // 10: gfs.control.v1.HeartbeatResponse.capability_keys:type_name -> gfs.control.v1.CapabilityKey
+	4,  // 11: gfs.control.v1.Master.Create:input_type -> gfs.control.v1.CreateRequest
+	6,  // 12: gfs.control.v1.Master.Mkdir:input_type -> gfs.control.v1.MkdirRequest
+	8,  // 13: gfs.control.v1.Master.Delete:input_type -> gfs.control.v1.DeleteRequest
+	10, // 14: gfs.control.v1.Master.Rename:input_type -> gfs.control.v1.RenameRequest
+	12, // 15: gfs.control.v1.Master.List:input_type -> gfs.control.v1.ListRequest
+	14, // 16: gfs.control.v1.Master.Stat:input_type -> gfs.control.v1.StatRequest
+	16, // 17: gfs.control.v1.Master.Lookup:input_type -> gfs.control.v1.LookupRequest
+	18, // 18: gfs.control.v1.Master.ReportBadReplica:input_type -> gfs.control.v1.ReportBadReplicaRequest
+	21, // 19: gfs.control.v1.Master.Register:input_type -> gfs.control.v1.RegisterRequest
+	24, // 20: gfs.control.v1.Master.Heartbeat:input_type -> gfs.control.v1.HeartbeatRequest
+	28, // 21: gfs.control.v1.Chunkserver.CreateChunk:input_type -> gfs.control.v1.CreateChunkRequest
+	30, // 22: gfs.control.v1.Chunkserver.SetVersion:input_type -> gfs.control.v1.SetVersionRequest
+	32, // 23: gfs.control.v1.Chunkserver.GrantLease:input_type -> gfs.control.v1.GrantLeaseRequest
+	34, // 24: gfs.control.v1.Chunkserver.RevokeLease:input_type -> gfs.control.v1.RevokeLeaseRequest
+	5,  // 25: gfs.control.v1.Master.Create:output_type -> gfs.control.v1.CreateResponse
+	7,  // 26: gfs.control.v1.Master.Mkdir:output_type -> gfs.control.v1.MkdirResponse
+	9,  // 27: gfs.control.v1.Master.Delete:output_type -> gfs.control.v1.DeleteResponse
+	11, // 28: gfs.control.v1.Master.Rename:output_type -> gfs.control.v1.RenameResponse
+	13, // 29: gfs.control.v1.Master.List:output_type -> gfs.control.v1.ListResponse
+	15, // 30: gfs.control.v1.Master.Stat:output_type -> gfs.control.v1.StatResponse
+	17, // 31: gfs.control.v1.Master.Lookup:output_type -> gfs.control.v1.LookupResponse
+	19, // 32: gfs.control.v1.Master.ReportBadReplica:output_type -> gfs.control.v1.ReportBadReplicaResponse
+	22, // 33: gfs.control.v1.Master.Register:output_type -> gfs.control.v1.RegisterResponse
+	27, // 34: gfs.control.v1.Master.Heartbeat:output_type -> gfs.control.v1.HeartbeatResponse
+	29, // 35: gfs.control.v1.Chunkserver.CreateChunk:output_type -> gfs.control.v1.CreateChunkResponse
+	31, // 36: gfs.control.v1.Chunkserver.SetVersion:output_type -> gfs.control.v1.SetVersionResponse
+	33, // 37: gfs.control.v1.Chunkserver.GrantLease:output_type -> gfs.control.v1.GrantLeaseResponse
+	35, // 38: gfs.control.v1.Chunkserver.RevokeLease:output_type -> gfs.control.v1.RevokeLeaseResponse
+	25, // [25:39] is the sub-list for method output_type
+	11, // [11:25] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_gfs_proto_init() }
@@ -2285,7 +2402,7 @@ func file_gfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gfs_proto_rawDesc), len(file_gfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

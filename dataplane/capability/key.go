@@ -103,3 +103,20 @@ func (m *macer) sign(body []byte, mac *[MACSize]byte) {
 	copy(mac[:], s.h.Sum(s.sum[:0]))
 	m.pool.Put(s)
 }
+
+// Token is an encoded capability as clients carry it. It is a bearer
+// secret: it prints (every verb, %+v of a struct holding it included) and
+// logs as its length only.
+type Token []byte
+
+// String describes the token without its bytes.
+func (t Token) String() string { return fmt.Sprintf("capability(%d bytes)", len(t)) }
+
+// GoString is String.
+func (t Token) GoString() string { return t.String() }
+
+// Format prints String for every verb.
+func (t Token) Format(f fmt.State, verb rune) { io.WriteString(f, t.String()) }
+
+// LogValue logs the length only.
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }

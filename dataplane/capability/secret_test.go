@@ -66,9 +66,17 @@ func TestSecretsNotPrinted(t *testing.T) {
 			fmt.Sprintf(verb, c), fmt.Sprintf(verb, &c), fmt.Sprintf(verb, []Capability{c}),
 		)
 	}
+	type location struct {
+		Handle     uint64
+		Capability Token
+	}
+	loc := location{Handle: 0x1234, Capability: Token(tok)}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%d", "%x", "%q"} {
+		outputs = append(outputs, fmt.Sprintf(verb, loc), fmt.Sprintf(verb, loc.Capability))
+	}
 	var logged bytes.Buffer
 	for _, h := range []slog.Handler{slog.NewTextHandler(&logged, nil), slog.NewJSONHandler(&logged, nil)} {
-		slog.New(h).Info("keys", "key", keys[0], "keys", keys, "capability", c, "err", forged, "err2", wrongChunk)
+		slog.New(h).Info("keys", "token", Token(tok), "location", loc, "key", keys[0], "keys", keys, "capability", c, "err", forged, "err2", wrongChunk)
 	}
 	outputs = append(outputs, logged.String(), wrongChunk.Error(), forged.Error())
 	for _, out := range outputs {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/store"
 )
 
@@ -100,6 +101,7 @@ func (s *Server) register(ctx context.Context, mc controlpb.MasterClient) (time.
 	if err != nil {
 		return 0, err
 	}
+	s.setKeys(resp.GetCapabilityKeys())
 	s.log.Info("registered with master", "master", s.opts.MasterAddr, "chunks", len(req.Chunks))
 	return time.Duration(resp.GetHeartbeatIntervalMs()) * time.Millisecond, nil
 }
@@ -144,6 +146,7 @@ func (s *Server) heartbeat(ctx context.Context, mc controlpb.MasterClient) (*con
 		s.tracker.restore(changed, removed, mutated)
 		return nil, err
 	}
+	s.setKeys(resp.GetCapabilityKeys())
 	for _, ext := range resp.GetExtensions() {
 		s.leases.extend(store.Handle(ext.GetHandle()), ext.GetVersion(), sent, time.Duration(ext.GetLeaseMs())*time.Millisecond, s.leaseMargin)
 	}
@@ -217,6 +220,8 @@ func (s *Server) copyChunk(ctx context.Context, cmd *controlpb.CopyCommand) erro
 		// partial): replace it.
 		s.deleteChunk(h)
 	}
+	// The master's copy capability for this chunk, shown to the source.
+	ctx = capability.NewContext(ctx, cmd.GetCapability())
 	length, err := s.dc.Length(ctx, cmd.GetSource(), cmd.GetHandle(), cmd.GetVersion())
 	if err != nil {
 		return err

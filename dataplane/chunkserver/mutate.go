@@ -9,6 +9,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
@@ -26,6 +27,7 @@ type mutation struct {
 	id          wire.PushID
 	sync        bool
 	secondaries []string
+	token       []byte // the client's capability, shown to the secondaries
 
 	// Results, written by the round that ran the mutation before wake.
 	status  wire.Status
@@ -96,6 +98,13 @@ func (c *dataConn) handleMutation(h *wire.Header, meta []byte) error {
 	case h.Op == wire.OpWrite && req.Offset > c.s.chunkSize-req.Length:
 		return c.fail(h, wire.StatusOutOfRange, "write of %d bytes at %d beyond the chunk size %d", req.Length, req.Offset, c.s.chunkSize)
 	}
+	op := capability.OpWrite
+	if h.Op == wire.OpAppend {
+		op = capability.OpAppend
+	}
+	if ok, err := c.authorize(h, req.Handle, op, false); !ok {
+		return err
+	}
 	hd := store.Handle(req.Handle)
 	if !c.s.leases.valid(hd, req.Version, time.Now()) {
 		return c.fail(h, wire.StatusNotPrimary, "no valid lease on chunk %x at version %d here", req.Handle, req.Version)
@@ -123,6 +132,11 @@ func (c *dataConn) handleMutation(h *wire.Header, meta []byte) error {
 	m := &mutation{
 		op: h.Op, version: req.Version, off: req.Offset, data: buf.B, inline: inline, id: req.ID,
 		sync: h.Flags&wire.FlagSync != 0, secondaries: req.Secondaries, wake: make(chan struct{}, 1),
+	}
+	if h.CapLen > 0 {
+		// Shown to the secondaries, which may enforce capabilities even
+		// if this server does not.
+		m.token = append([]byte(nil), c.capb[:h.CapLen]...)
 	}
 	c.s.activeMutations.Add(1)
 	c.s.submit(hd, m)
@@ -278,7 +292,7 @@ func (s *Server) runRound(h store.Handle, serial uint64, ms []*mutation) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = s.sendApply(addr, h, version, serial, ops, doSync, &replies[i])
+			results[i] = s.sendApply(addr, h, version, serial, ops, doSync, ms[0].token, &replies[i])
 		}()
 	}
 	localErr := s.applyLocal(h, ops, doSync)
@@ -379,9 +393,11 @@ func (s *Server) applyLocal(h store.Handle, ops []applyOp, sync bool) error {
 	return nil
 }
 
-// sendApply sends a round to one secondary and reads its answer into r.
-// An error means the secondary could not be reached or spoke garbage.
-func (s *Server) sendApply(addr string, h store.Handle, version, serial uint64, ops []applyOp, sync bool, r *peerReply) error {
+// sendApply sends a round to one secondary, with capability tok (a
+// client's capability for the chunk, which the primary checked), and reads
+// its answer into r. An error means the secondary could not be reached or
+// spoke garbage.
+func (s *Server) sendApply(addr string, h store.Handle, version, serial uint64, ops []applyOp, sync bool, tok []byte, r *peerReply) error {
 	pc, err := s.peers.get(s.ctx, addr)
 	if err != nil {
 		return err
@@ -401,7 +417,7 @@ func (s *Server) sendApply(addr string, h store.Handle, version, serial uint64, 
 	if sync {
 		hd.Flags |= wire.FlagSync
 	}
-	pc.buf = wire.AppendRequest(pc.buf[:0], &hd, nil, &req)
+	pc.buf = wire.AppendRequest(pc.buf[:0], &hd, tok, &req)
 	bufs[0] = pc.buf
 	if _, err := bufs.WriteTo(pc.nc); err != nil {
 		s.peers.discard(pc)
@@ -423,6 +439,10 @@ func (c *dataConn) handleApply(h *wire.Header, meta []byte) error {
 	req := &c.apply
 	if err := req.Decode(meta); err != nil {
 		return c.fail(h, wire.StatusBadRequest, "malformed apply request")
+	}
+	// The primary forwards a client's write or append capability for the chunk.
+	if ok, err := c.authorize(h, req.Handle, capability.OpWrite|capability.OpAppend, false); !ok {
+		return err
 	}
 	var inlineBytes int64
 	for _, op := range req.Ops {

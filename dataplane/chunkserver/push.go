@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
@@ -30,6 +31,12 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 	if n == 0 {
 		return c.fail(h, wire.StatusBadRequest, "empty push")
 	}
+	// A push names no chunk: any chunk's write or append capability lets
+	// data into the buffer; the mutation using it checks its own chunk.
+	if ok, err := c.authorize(h, 0, capability.OpWrite|capability.OpAppend, true); !ok {
+		return err
+	}
+	tok := c.capb[:h.CapLen] // forwarded down the chain
 	if err := c.s.pushes.reserve(c.s.ctx, n, c.s.opts.PushWait); err != nil {
 		st := wire.StatusBusy
 		if errors.Is(err, errPushTooLarge) {
@@ -57,7 +64,7 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 			downID = c.s.peers.reqID.Add(1)
 			fh := wire.Header{Op: wire.OpPush, RequestID: downID, PayloadLen: h.PayloadLen}
 			fwd := wire.PushRequest{ID: req.ID, DataSum: req.DataSum, Downstream: req.Downstream[1:]}
-			down.buf = wire.AppendRequest(down.buf[:0], &fh, nil, &fwd)
+			down.buf = wire.AppendRequest(down.buf[:0], &fh, tok, &fwd)
 			if _, err := down.nc.Write(down.buf); err != nil {
 				c.s.peers.discard(down)
 				down, downErr = nil, err

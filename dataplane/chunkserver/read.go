@@ -1,6 +1,7 @@
 package chunkserver
 
 import (
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
@@ -23,6 +24,10 @@ func (c *dataConn) handleRead(h *wire.Header, meta []byte) error {
 	}
 	if req.Length > maxReadLength {
 		return c.fail(h, wire.StatusTooLarge, "read of %d bytes over the cap of %d", req.Length, maxReadLength)
+	}
+	// A read capability, or the master's copy capability (re-replication).
+	if ok, err := c.authorize(h, req.Handle, capability.OpRead|capability.OpCopy, false); !ok {
+		return err
 	}
 	hd := store.Handle(req.Handle)
 	info, err := c.s.store.Info(hd)
@@ -70,6 +75,9 @@ func (c *dataConn) handleLength(h *wire.Header, meta []byte) error {
 	var req wire.LengthRequest
 	if err := req.Decode(meta); err != nil || h.PayloadLen != 0 {
 		return c.fail(h, wire.StatusBadRequest, "malformed length request")
+	}
+	if ok, err := c.authorize(h, req.Handle, capability.OpRead|capability.OpCopy, false); !ok {
+		return err
 	}
 	info, err := c.s.store.Info(store.Handle(req.Handle))
 	if err != nil {

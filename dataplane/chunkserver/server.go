@@ -17,6 +17,7 @@ import (
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/control/tlsconfig"
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/dataclient"
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
@@ -71,6 +72,9 @@ type Options struct {
 	// service answers master certificates only. Zero = plaintext (New logs a
 	// warning). The data channel is never TLS (see docs/protocol.md).
 	TLS tlsconfig.Files
+	// Capabilities says whether data-channel requests must carry a valid
+	// master-signed capability; 0 = CapabilitiesAuto (required under TLS).
+	Capabilities CapabilityMode
 	// Store configures the chunk store (its Logger defaults to Logger).
 	Store store.Options
 	// Logger receives the server's logs; nil discards.
@@ -79,6 +83,8 @@ type Options struct {
 	// testPacketHook, when set (tests in this package), sees every packet
 	// of pushed data as it arrives: push id, offset in the push, length.
 	testPacketHook func(id wire.PushID, off, n int64)
+	// testCapabilityClock, when set, is the capability verifier's clock.
+	testCapabilityClock func() time.Time
 	// testRoundHook, when set, is called by the sequencer as each round
 	// starts, with the number of mutations it holds.
 	testRoundHook func(h store.Handle, mutations int)
@@ -98,13 +104,16 @@ type Server struct {
 	grpc    *grpc.Server
 	tls     bool                // the control channel is TLS (sniff routes TLS handshakes to gRPC)
 	dialTLS control.DialOptions // calls to the master
-	grpcLis *chanListener
-	pushes  *pushBuffer
-	leases  leaseTable
-	peers   *peerPool
-	dc      *dataclient.Client // copies from other replicas
-	seqs    seqTable
-	tracker changeTracker
+
+	verifier    *capability.Verifier // keys from the master's Register/Heartbeat answers
+	requireCaps bool                 // data requests need a valid capability
+	grpcLis     *chanListener
+	pushes      *pushBuffer
+	leases      leaseTable
+	peers       *peerPool
+	dc          *dataclient.Client // copies from other replicas
+	seqs        seqTable
+	tracker     changeTracker
 
 	activeMutations atomic.Int32
 	hbKick          chan struct{} // buffered(1): send a heartbeat now
@@ -173,6 +182,16 @@ func New(opts Options) (*Server, error) {
 		opts.Store.Logger = log
 	}
 	s := &Server{opts: opts, log: log, tls: srvTLS != nil, dialTLS: control.DialOptions{TLS: cliTLS}, conns: make(map[net.Conn]struct{}), done: make(chan struct{}), hbKick: make(chan struct{}, 1)}
+	s.verifier = capability.NewVerifier(capability.VerifierOptions{Now: opts.testCapabilityClock})
+	switch opts.Capabilities {
+	case CapabilitiesAuto:
+		s.requireCaps = s.tls
+	case CapabilitiesRequired:
+		s.requireCaps = true
+	case CapabilitiesOff:
+	default:
+		return nil, fmt.Errorf("chunkserver: unknown Options.Capabilities %d", opts.Capabilities)
+	}
 	userOnCorrupt := opts.Store.OnCorrupt
 	opts.Store.OnCorrupt = func(h store.Handle, blocks []int) {
 		s.tracker.changed(h)
@@ -215,8 +234,9 @@ func New(opts Options) (*Server, error) {
 		policy := tlsconfig.Policy{Default: []tlsconfig.Role{tlsconfig.RoleMaster}}
 		s.grpc = grpc.NewServer(append(control.NewServerOptions(control.ServerOptions{TLS: srvTLS}), policy.ServerOptions()...)...)
 	} else {
-		s.log.Warn("TLS NOT CONFIGURED: the control channel is plaintext and unauthenticated; " +
-			"anyone who can reach this port can create chunks, set versions and grant leases (set -tls-cert, -tls-key, -tls-ca; see gfs cert)")
+		s.log.Warn("TLS NOT CONFIGURED: the control channel is plaintext and unauthenticated; "+
+			"anyone who can reach this port can create chunks, set versions and grant leases (set -tls-cert, -tls-key, -tls-ca; see gfs cert)",
+			"capabilities_required", s.requireCaps)
 		s.grpc = grpc.NewServer(control.NewServerOptions(control.ServerOptions{})...)
 	}
 	controlpb.RegisterChunkserverServer(s.grpc, &grpcService{s: s})
@@ -251,7 +271,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.heartbeatLoop(s.ctx) }()
 	}
-	s.log.Info("chunkserver serving", "dir", s.opts.Dir, "master", s.opts.MasterAddr)
+	s.log.Info("chunkserver serving", "dir", s.opts.Dir, "master", s.opts.MasterAddr, "tls", s.tls, "capabilities", s.requireCaps)
 	select {
 	case <-ctx.Done():
 	case <-s.done:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
 
@@ -239,6 +240,10 @@ type appender interface{ Append([]byte) []byte }
 // reads the OK response's metadata into out (nil when none is expected).
 // Used for everything but reads, whose responses carry payload.
 func (c *Client) roundTrip(ctx context.Context, addr string, op wire.Op, flags uint16, m appender, payload []byte, out interface{ Decode([]byte) error }) error {
+	tok := capability.FromContext(ctx)
+	if len(tok) > wire.MaxCapability {
+		return fmt.Errorf("%s: capability of %d bytes: %w", op, len(tok), ErrBadRequest)
+	}
 	cn, err := c.get(ctx, addr)
 	if err != nil {
 		return err
@@ -247,7 +252,7 @@ func (c *Client) roundTrip(ctx context.Context, addr string, op wire.Op, flags u
 	defer stop()
 	id := c.reqID.Add(1)
 	h := wire.Header{Op: op, Flags: flags, RequestID: id, PayloadLen: uint32(len(payload))}
-	cn.buf = wire.AppendRequest(cn.buf[:0], &h, nil, m)
+	cn.buf = wire.AppendRequest(cn.buf[:0], &h, tok, m)
 	bufs := net.Buffers{cn.buf}
 	if len(payload) > 0 {
 		bufs = append(bufs, payload)

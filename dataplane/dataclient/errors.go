@@ -25,6 +25,10 @@ var (
 	ErrProtocol     = errors.New("dataclient: protocol violation")
 	ErrServer       = errors.New("dataclient: chunkserver error")
 	ErrClosed       = errors.New("dataclient: client closed")
+	// ErrDenied: the chunkserver refused the request's capability (missing,
+	// expired, forged, for another chunk or operation); ask the master for
+	// a fresh one.
+	ErrDenied = errors.New("dataclient: capability refused")
 )
 
 // ChecksumError reports a block whose bytes did not match its checksum.
@@ -81,6 +85,8 @@ func statusErr(s wire.Status) error {
 		return ErrNoSpace
 	case wire.StatusUnavailable:
 		return ErrUnavailable
+	case wire.StatusDenied:
+		return ErrDenied
 	case wire.StatusBadRequest, wire.StatusUnknownOp:
 		return ErrBadRequest
 	default:

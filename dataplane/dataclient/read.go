@@ -8,6 +8,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
 
@@ -48,6 +49,10 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 	if len(p) == 0 {
 		return 0, nil
 	}
+	tok := capability.FromContext(ctx)
+	if len(tok) > wire.MaxCapability {
+		return 0, fmt.Errorf("read chunk %x: capability of %d bytes: %w", h, len(tok), ErrBadRequest)
+	}
 	cn, err := c.get(ctx, addr)
 	if err != nil {
 		return 0, err
@@ -57,14 +62,14 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 	piece := func(i int) []byte { return p[i*maxReadPiece : min((i+1)*maxReadPiece, len(p))] }
 	pieces := (len(p) + maxReadPiece - 1) / maxReadPiece
 	ids := [2]uint64{}
-	if ids[0], err = c.sendRead(cn, h, v, off, len(piece(0))); err != nil {
+	if ids[0], err = c.sendRead(cn, tok, h, v, off, len(piece(0))); err != nil {
 		cn.nc.Close()
 		return 0, ioErr(ctx, cn, "read", err)
 	}
 	n := 0
 	for i := 0; i < pieces; i++ {
 		if i+1 < pieces {
-			if ids[(i+1)%2], err = c.sendRead(cn, h, v, off+int64((i+1)*maxReadPiece), len(piece(i+1))); err != nil {
+			if ids[(i+1)%2], err = c.sendRead(cn, tok, h, v, off+int64((i+1)*maxReadPiece), len(piece(i+1))); err != nil {
 				cn.nc.Close()
 				return n, ioErr(ctx, cn, "read", err)
 			}
@@ -103,12 +108,12 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 	return n, nil
 }
 
-// sendRead sends one read request and returns its id.
-func (c *Client) sendRead(cn *conn, h, v uint64, off int64, n int) (uint64, error) {
+// sendRead sends one read request carrying capability tok and returns its id.
+func (c *Client) sendRead(cn *conn, tok []byte, h, v uint64, off int64, n int) (uint64, error) {
 	id := c.reqID.Add(1)
 	hd := wire.Header{Op: wire.OpRead, RequestID: id}
 	req := wire.ReadRequest{Handle: h, Version: v, Offset: off, Length: int64(n)}
-	cn.buf = wire.AppendRequest(cn.buf[:0], &hd, nil, &req)
+	cn.buf = wire.AppendRequest(cn.buf[:0], &hd, tok, &req)
 	_, err := cn.nc.Write(cn.buf)
 	return id, err
 }

@@ -23,13 +23,15 @@ const (
 	StatusNoSpace      Status = 12 // disk full
 	StatusUnavailable  Status = 13 // a downstream replica could not be reached
 	StatusInternal     Status = 14 // anything else (the message says what)
-	maxStatus                 = StatusInternal
+	StatusDenied       Status = 15 // capability missing, forged, expired or not for this chunk/operation
+	maxStatus                 = StatusDenied
 )
 
 var statusNames = [...]string{
 	"ok", "bad request", "unknown opcode", "no such chunk", "stale version",
 	"not primary", "chunk full", "too large", "out of range", "busy",
 	"no pushed data", "checksum mismatch", "no space", "replica unavailable", "internal error",
+	"capability refused",
 }
 
 // String returns a short description of s.
