@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -75,6 +76,61 @@ func BenchmarkStreamRead(b *testing.B) {
 			b.Fatalf("read %d, %v", n, err)
 		}
 	}
+}
+
+// BenchmarkStreamReadLatency: the streaming Reader over a 128 MiB file
+// read in 1 MiB io.ReadFull calls, as `gfs bench` seqread does; reports the
+// first call's latency (first-ms: the window ramping up) and the p50/p99 of
+// all calls besides MB/s. Baseline: BenchmarkStreamRead (WriteTo, no
+// per-call waits).
+func BenchmarkStreamReadLatency(b *testing.B) {
+	c := benchCluster(b)
+	ctx := context.Background()
+	if err := c.Create(ctx, "/r", client.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	f, _ := c.Open(ctx, "/r")
+	const size = 128 << 20
+	if _, err := f.WriteAtContext(ctx, randomBytes(2, size), 0); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	var lats, firsts []time.Duration
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := f.NewReader(ctx)
+		var total int64
+		for {
+			t0 := time.Now()
+			n, err := io.ReadFull(r, buf)
+			if n > 0 {
+				d := time.Since(t0)
+				if total == 0 {
+					firsts = append(firsts, d)
+				}
+				lats = append(lats, d)
+				total += int64(n)
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		r.Close()
+		if total != size {
+			b.Fatalf("read %d of %d", total, size)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lats)
+	slices.Sort(firsts)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(firsts[len(firsts)/2]), "first-ms")
+	b.ReportMetric(ms(lats[len(lats)/2]), "p50-ms")
+	b.ReportMetric(ms(lats[len(lats)*99/100]), "p99-ms")
 }
 
 // BenchmarkRecordAppend: 16 goroutines appending 4 KiB records to one file.

@@ -40,9 +40,15 @@ type Options struct {
 	// LocationTTL is how long cached chunk locations are used for reads
 	// without asking the master again; 0 = 1 min. Errors invalidate earlier.
 	LocationTTL time.Duration
-	// ReadaheadBytes is how many bytes a streaming Reader keeps in flight;
-	// 0 = 32 MiB.
+	// ReadaheadBytes is how many bytes a streaming Reader keeps in flight
+	// beyond the segment being consumed, in whole segments (at least one,
+	// at most 64); 0 = 16 MiB. A Reader starts with one segment in flight
+	// and doubles that as segments are consumed, up to this bound.
 	ReadaheadBytes int64
+	// ReadSegmentBytes is the size of one background read of a streaming
+	// Reader (capped at the chunk size: a segment never spans chunks);
+	// 0 = 4 MiB.
+	ReadSegmentBytes int64
 	// SyncWrites makes chunkservers fdatasync mutated data before
 	// acknowledging it (survives power loss, not only process crashes).
 	SyncWrites bool
@@ -67,7 +73,10 @@ func (o Options) withDefaults() Options {
 		o.LocationTTL = time.Minute
 	}
 	if o.ReadaheadBytes <= 0 {
-		o.ReadaheadBytes = 32 << 20
+		o.ReadaheadBytes = 16 << 20
+	}
+	if o.ReadSegmentBytes <= 0 {
+		o.ReadSegmentBytes = 4 << 20
 	}
 	for o.ID == 0 {
 		var b [8]byte

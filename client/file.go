@@ -119,7 +119,7 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		}
 		// Spread the segments of one chunk over its replicas: a streaming
 		// reader keeps several of them in flight at once.
-		spread := loc.Handle + uint64(within/readSegmentMax)
+		spread := loc.Handle + uint64(within/c.opts.ReadSegmentBytes)
 		// A replica whose chunk ends before the length the master knows
 		// lacks acknowledged bytes (lengths only grow): try the others
 		// and keep the longest answer (faults B10: a listed replica with

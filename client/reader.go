@@ -7,12 +7,10 @@ import (
 	"sync"
 )
 
-// readSegmentMax caps the bytes one background read fetches.
-const readSegmentMax = 4 << 20
-
-// Reader streams a file from the start, keeping several segments (up to
-// Options.ReadaheadBytes) in flight on different replicas and chunks at
-// once. It implements io.Reader and io.WriterTo (io.Copy uses the latter and
+// Reader streams a file from the start with a sliding window of segments
+// (Options.ReadSegmentBytes each, in file order, on different replicas and
+// chunks): one in flight at first, doubling as segments are consumed up to
+// Options.ReadaheadBytes, a new one started as the oldest is consumed. It implements io.Reader and io.WriterTo (io.Copy uses the latter and
 // skips one copy). It is not safe for concurrent use; Close stops its
 // background reads and must be called.
 type Reader struct {
@@ -21,16 +19,18 @@ type Reader struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	segSize int64
-	depth   int
-	next    int64      // file offset of the next segment to schedule
-	queue   []*segment // scheduled segments in file order
-	cur     *segment   // segment being consumed
-	pos     int        // consumed bytes of cur
-	ended   bool       // a segment hit EOF or an error: schedule no more
-	err     error      // sticky error (io.EOF at the end)
-	closed  bool
-	pool    sync.Pool
+	segSize   int64
+	chunkSize int64
+	depth     int        // most segments in flight (Options.ReadaheadBytes)
+	window    int        // segments allowed in flight now: 1, doubling up to depth
+	next      int64      // file offset of the next segment to schedule
+	queue     []*segment // scheduled segments in file order
+	cur       *segment   // segment being consumed
+	pos       int        // consumed bytes of cur
+	ended     bool       // a segment hit EOF or an error: schedule no more
+	err       error      // sticky error (io.EOF at the end)
+	closed    bool
+	pool      sync.Pool
 }
 
 type segment struct {
@@ -61,18 +61,20 @@ func (r *Reader) init() error {
 	if err != nil {
 		return err
 	}
-	r.segSize = min(cs, readSegmentMax)
+	r.segSize = min(cs, r.f.c.opts.ReadSegmentBytes)
 	r.depth = int(max(1, min(64, r.f.c.opts.ReadaheadBytes/r.segSize)))
+	r.window = 1
+	r.chunkSize = cs
 	size := int(r.segSize)
 	r.pool.New = func() any { b := make([]byte, size); return &b }
 	return nil
 }
 
-// fill schedules segments until depth are in flight.
+// fill schedules segments until window are in flight.
 func (r *Reader) fill() {
-	for !r.ended && len(r.queue) < r.depth {
+	for !r.ended && len(r.queue) < r.window {
 		// Segments end at chunk boundaries so each is one chunk read.
-		n := r.segSize - r.next%r.segSize
+		n := min(r.segSize-r.next%r.segSize, r.chunkSize-r.next%r.chunkSize)
 		bp := r.pool.Get().(*[]byte)
 		s := &segment{buf: (*bp)[:n], done: make(chan struct{})}
 		off := r.next
@@ -108,10 +110,19 @@ func (r *Reader) nextSegment() error {
 	}
 	s := r.queue[0]
 	r.queue = r.queue[1:]
+	// Slow start: segments started together share the bandwidth and end
+	// together, so a reader that started depth at once would wait for
+	// all of them before its first byte. Starting one and doubling the
+	// window as segments are consumed keeps the next-needed segment
+	// ahead of the others.
 	select {
 	case <-s.done:
 	case <-r.ctx.Done():
 		<-s.done
+	}
+	r.window = min(r.depth, r.window*2)
+	if s.err == nil {
+		r.fill() // keep the window busy while the caller consumes s
 	}
 	if s.err != nil {
 		// Stop scheduling: the file ends here (io.EOF) or reading failed.

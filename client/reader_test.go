@@ -7,6 +7,7 @@ import (
 	"io"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/gfs-go/gfs/client"
 )
@@ -66,5 +67,43 @@ func TestReaderCloseMidStreamAndCancel(t *testing.T) {
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("copy after cancel: %v, want context.Canceled", err)
+	}
+}
+
+// TestReaderWindowOddSegments: segments that do not divide the chunk size
+// (each still ends at a chunk boundary) and a window of a few of them
+// stream every byte in order, from the start and from an odd offset.
+func TestReaderWindowOddSegments(t *testing.T) {
+	cl, _ := startCluster(t, clusterOptions(t))
+	ctx := testCtx(t)
+	c, err := client.Dial(ctx, cl.MasterAddr(), client.Options{
+		ReadSegmentBytes: 300_000, ReadaheadBytes: 3 * 300_000,
+		RetryTimeout: 30 * time.Second, IOTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	data := randomBytes(32, 3*testChunkSize+4321)
+	if err := c.Create(ctx, "/odd", client.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := c.Open(ctx, "/odd")
+	if _, err := f.WriteAtContext(ctx, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := f.NewReader(ctx)
+	if err := iotest.TestReader(r, data); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	for _, off := range []int64{1, testChunkSize - 1, 2*testChunkSize + 299_999} {
+		r := f.NewReaderAt(ctx, off)
+		var got bytes.Buffer
+		_, err := r.WriteTo(&got)
+		r.Close()
+		if err != nil || !bytes.Equal(got.Bytes(), data[off:]) {
+			t.Fatalf("from %d: %d bytes, %v (equal %v)", off, got.Len(), err, bytes.Equal(got.Bytes(), data[off:]))
+		}
 	}
 }
