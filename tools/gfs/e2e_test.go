@@ -215,27 +215,43 @@ func TestE2ELocalPutGetRestart(t *testing.T) {
 		if got := sha([]byte(gfs(t, bin, nil, 0, "cat", "-master", master, remote))); got != sums[remote] {
 			t.Fatalf("%s: cat differs from put", remote)
 		}
-		var st struct {
-			Length int64 `json:"length"`
-			Chunks []struct {
-				Index    *int64   `json:"index"`
-				Handle   *uint64  `json:"handle"`
-				Version  *uint64  `json:"version"`
-				Replicas []string `json:"replicas"`
-				Primary  *string  `json:"primary"`
-			} `json:"chunks"`
-		}
-		out := gfs(t, bin, nil, 0, "stat", "-master", master, "-chunks", "-json", remote)
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			t.Fatalf("stat -chunks -json: %v\n%s", err, out)
-		}
-		if st.Length != int64(n) || len(st.Chunks) != (n+e2eChunk-1)/e2eChunk {
-			t.Fatalf("stat %s: length %d, %d chunks; want %d bytes\n%s", remote, st.Length, len(st.Chunks), n, out)
-		}
-		for j, c := range st.Chunks {
-			if c.Index == nil || *c.Index != int64(j) || c.Handle == nil || c.Version == nil || c.Primary == nil || len(c.Replicas) != 3 {
-				t.Fatalf("stat %s chunk %d misses fields or replicas:\n%s", remote, j, out)
+		// The master may list a chunk below its target for a while (a
+		// chunkserver briefly declared dead under load is re-replicated), so
+		// wait, bounded, until every chunk lists its 3 replicas.
+		var out string
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var st struct {
+				Length int64 `json:"length"`
+				Chunks []struct {
+					Index    *int64   `json:"index"`
+					Handle   *uint64  `json:"handle"`
+					Version  *uint64  `json:"version"`
+					Replicas []string `json:"replicas"`
+					Primary  *string  `json:"primary"`
+				} `json:"chunks"`
 			}
+			out = gfs(t, bin, nil, 0, "stat", "-master", master, "-chunks", "-json", remote)
+			if err := json.Unmarshal([]byte(out), &st); err != nil {
+				t.Fatalf("stat -chunks -json: %v\n%s", err, out)
+			}
+			if st.Length != int64(n) || len(st.Chunks) != (n+e2eChunk-1)/e2eChunk {
+				t.Fatalf("stat %s: length %d, %d chunks; want %d bytes\n%s", remote, st.Length, len(st.Chunks), n, out)
+			}
+			full := true
+			for j, c := range st.Chunks {
+				if c.Index == nil || *c.Index != int64(j) || c.Handle == nil || c.Version == nil || c.Primary == nil {
+					t.Fatalf("stat %s chunk %d misses fields:\n%s", remote, j, out)
+				}
+				full = full && len(c.Replicas) == 3
+			}
+			if full {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stat %s: a chunk still lists fewer than 3 replicas after 60s:\n%s", remote, out)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	// The environment variable works as -master does.
