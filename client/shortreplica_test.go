@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -36,6 +37,8 @@ func TestReadSkipsShortReplica(t *testing.T) {
 	// chunk of every file short on all replicas but one (same handle, same
 	// version, a few bytes only).
 	addrs := cl.ChunkserverAddrs()
+	listed := make([]int, files) // replicas of each last chunk
+	cut := 0                     // copies cut short
 	for i := range files {
 		p := "/f" + string(rune('0'+i))
 		var last client.ChunkLocation
@@ -46,7 +49,11 @@ func TestReadSkipsShortReplica(t *testing.T) {
 				t.Fatal(err)
 			}
 			last = locs[len(locs)-1]
-			if len(last.Replicas) == 3 && last.Length == 300_000 {
+			// Whatever the master lists now (it may leave a chunk below
+			// target for a while): all but one are cut short.
+			// And no lease: a copy removed under a lease is a suspect the
+			// master would not list again.
+			if len(last.Replicas) >= 1 && last.Length == 300_000 && last.Primary == "" {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -54,7 +61,8 @@ func TestReadSkipsShortReplica(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		for _, r := range last.Replicas[:2] {
+		listed[i] = len(last.Replicas)
+		for _, r := range last.Replicas[:len(last.Replicas)-1] {
 			for j, a := range addrs {
 				if a != r {
 					continue
@@ -62,9 +70,13 @@ func TestReadSkipsShortReplica(t *testing.T) {
 				st := cl.Chunkserver(j).Store()
 				h := store.Handle(last.Handle)
 				info, err := st.Info(h)
+				if errors.Is(err, store.ErrNotFound) {
+					continue // listed, but its copy is gone already
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
+				cut++
 				if err := st.Delete(h); err != nil {
 					t.Fatal(err)
 				}
@@ -77,8 +89,11 @@ func TestReadSkipsShortReplica(t *testing.T) {
 			}
 		}
 	}
+	if cut == 0 {
+		t.Fatal("no last chunk had two replicas to cut one short")
+	}
 	// The master hears of the recreated copies through reports: wait until
-	// it lists all three replicas again (two short, one whole).
+	// it lists them all again (the short ones and the whole one).
 	for i := range files {
 		p := "/f" + string(rune('0'+i))
 		deadline := time.Now().Add(20 * time.Second)
@@ -88,7 +103,7 @@ func TestReadSkipsShortReplica(t *testing.T) {
 				t.Fatal(err)
 			}
 			last := locs[len(locs)-1]
-			if len(last.Replicas) == 3 && last.Length == 300_000 {
+			if len(last.Replicas) >= listed[i] && last.Length == 300_000 {
 				break
 			}
 			if time.Now().After(deadline) {
