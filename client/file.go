@@ -129,10 +129,14 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		for _, addr := range c.orderReplicas(loc.Replicas, spread) {
 			n, err := c.data.Read(dataContext(ctx, loc), addr, loc.Handle, loc.Version, within, p)
 			if err == nil || isChunkEnd(err) {
-				if err == nil || within+int64(n) >= loc.Length {
-					return n, err != nil, nil
+				if err == nil {
+					return n, false, nil
 				}
-				c.log.Debug("replica shorter than the chunk's known length, trying the next", "path", path, "chunk", idx, "handle", loc.Handle, "replica", addr, "end", within+int64(n), "length", loc.Length)
+				// A chunk end is never taken from one replica alone: the
+				// master's known length lags the reports, and a listed
+				// replica may lack acknowledged bytes (a copy still
+				// filling). Ask the others and keep the longest answer.
+				c.log.Debug("replica ended the chunk early, trying the next", "path", path, "chunk", idx, "handle", loc.Handle, "replica", addr, "end", within+int64(n), "length", loc.Length)
 				if short == nil || n > len(short) {
 					short = append(short[:0], p[:n]...)
 				}
@@ -151,7 +155,7 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		}
 		if shortEnd {
 			// Every replica that answered ended early: the longest wins
-			// (the known length may count bytes of a failed mutation).
+			// (the known length may also count bytes of a failed mutation).
 			return copy(p, short), true, nil
 		}
 		// Every replica failed (or there were none): the cached location
