@@ -561,6 +561,17 @@ func (a *ackLog) counts() (acked, failed int) {
 // how many records the file holds (acknowledged or not).
 func verifyRecords(t *testing.T, cl *client.Client, path string, a *ackLog) int {
 	t.Helper()
+	total, err := checkRecords(t, cl, path, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total
+}
+
+// checkRecords is verifyRecords returning missing or duplicated records as
+// an error (damaged records and reader failures still fail the test).
+func checkRecords(t *testing.T, cl *client.Client, path string, a *ackLog) (int, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rr := cl.NewRecordReader(ctx, path)
@@ -613,10 +624,10 @@ func verifyRecords(t *testing.T, cl *client.Client, path string, a *ackLog) int 
 		}
 		t.Logf("%s: missing acknowledged records by chunk index: %v", path, byChunk)
 		diagnoseRecords(t, cl, path, missing)
-		t.Fatalf("%s: %d records read, %d acknowledged; %d acknowledged missing (e.g. %v), %d seen more than once (e.g. %v)",
+		return total, fmt.Errorf("%s: %d records read, %d acknowledged; %d acknowledged missing (e.g. %v), %d seen more than once (e.g. %v)",
 			path, total, len(a.acked), len(missing), first(missing, 5), len(dup), first(dup, 5))
 	}
-	return total
+	return total, nil
 }
 
 func trunc(b []byte) []byte {
