@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gfs-go/gfs/client"
+	"github.com/gfs-go/gfs/dataplane/dataclient"
 )
 
 // flipBytes inverts n bytes at off in a file, behind the chunkserver's back.
@@ -64,8 +65,12 @@ func TestFlippedBytesInOneReplica(t *testing.T) {
 	for _, r := range loc.Replicas {
 		_, err := cl.VerifyReplica(ctx, loc, r)
 		switch {
+		case r == bad && errors.Is(err, dataclient.ErrNoSuchChunk):
+			// The reads above already hit the bad copy, reported it,
+			// and the master had it deleted: handled before we looked.
+			t.Logf("corrupted replica %s already deleted after a read reported it", r)
 		case r == bad && !errors.Is(err, client.ErrChecksum):
-			t.Fatalf("verify of the corrupted replica %s: %v, want a checksum error", r, err)
+			t.Fatalf("verify of the corrupted replica %s: %v, want a checksum error or the copy gone", r, err)
 		case r != bad && err != nil:
 			t.Fatalf("verify of good replica %s: %v", r, err)
 		}
