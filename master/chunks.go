@@ -1,8 +1,10 @@
 package master
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -150,25 +152,23 @@ func (m *Master) takeHandleLocked() (uint64, oplog.Ticket, error) {
 	return h, m.reserveTicket, nil
 }
 
+// allocateRounds bounds how often allocateChunk places replacements for
+// servers that failed to create a chunk.
+const allocateRounds = 3
+
 // allocateChunk creates chunk idx of file p on distinct chunkservers and
-// records it. The caller holds p's write lock.
+// records it. A server that fails to create it (died a moment ago, disk
+// full) is replaced by another where one is left, so a new chunk starts at
+// its target whenever enough servers are alive. The caller holds p's write
+// lock.
 func (m *Master) allocateChunk(ctx context.Context, p string, idx int64) error {
 	m.mu.Lock()
 	n := m.st.nodes[p]
+	want := int(n.repl)
 	h, reserve, err := m.takeHandleLocked()
 	if err != nil {
 		m.mu.Unlock()
 		return err
-	}
-	targets := m.placeLocked(int(n.repl), nil)
-	if len(targets) == 0 {
-		m.mu.Unlock()
-		return errCode(codeNoSpace, "allocate chunk %d of %s: no live chunkserver with space", idx, p)
-	}
-	addrs := make([]string, len(targets))
-	for i, id := range targets {
-		addrs[i] = m.servers[id].addr
-		m.servers[id].recentAllocs++
 	}
 	m.allocating[h] = struct{}{}
 	m.mu.Unlock()
@@ -180,30 +180,50 @@ func (m *Master) allocateChunk(ctx context.Context, p string, idx int64) error {
 	if err := m.waitDurable(reserve); err != nil {
 		return err
 	}
-	oks := m.callAll(ctx, addrs, func(ctx context.Context, cs controlpb.ChunkserverClient) error {
-		_, err := cs.CreateChunk(ctx, &controlpb.CreateChunkRequest{Handle: h, Version: 1})
-		return err
-	})
-	m.mu.Lock()
 	var created []serverID
-	for i, id := range targets {
-		if oks[i] == nil && m.servers[id].alive {
-			created = append(created, id)
-		} else if oks[i] != nil {
-			m.log.Warn("create chunk failed", "chunk", h, "server", addrs[i], "err", oks[i])
+	tried := map[serverID]bool{}
+	var firstErr error
+	for round := 0; round < allocateRounds && len(created) < want; round++ {
+		m.mu.Lock()
+		targets := m.placeLocked(want-len(created), func(id serverID) bool { return tried[id] })
+		addrs := make([]string, len(targets))
+		for i, id := range targets {
+			addrs[i] = m.servers[id].addr
+			m.servers[id].recentAllocs++
+			tried[id] = true
 		}
+		m.mu.Unlock()
+		if len(targets) == 0 {
+			break
+		}
+		errs := m.callAll(ctx, addrs, func(ctx context.Context, cs controlpb.ChunkserverClient) error {
+			_, err := cs.CreateChunk(ctx, &controlpb.CreateChunkRequest{Handle: h, Version: 1})
+			return err
+		})
+		m.mu.Lock()
+		for i, id := range targets {
+			if errs[i] != nil {
+				m.log.Warn("create chunk failed", "chunk", h, "server", addrs[i], "err", errs[i])
+				firstErr = cmp.Or(firstErr, errs[i])
+				continue
+			}
+			created = append(created, id)
+		}
+		m.mu.Unlock()
 	}
 	if len(created) == 0 {
-		m.mu.Unlock()
-		return errCode(codeNoSpace, "allocate chunk %d of %s: no chunkserver could create it (%v)", idx, p, oks[0])
+		if firstErr == nil {
+			return errCode(codeNoSpace, "allocate chunk %d of %s: no live chunkserver with space", idx, p)
+		}
+		return errCode(codeNoSpace, "allocate chunk %d of %s: no chunkserver could create it (%v)", idx, p, firstErr)
 	}
+	m.mu.Lock()
 	t, err := m.applyLocked(newRec(opAddChunk).s(p).u(uint64(idx)).u(h).u(1).b)
 	if err == nil {
 		c := m.st.chunks[h]
 		c.replicas = created
-		if len(created) < int(c.repl) {
-			m.needCheck[h] = struct{}{}
-		}
+		c.flags |= chunkMembersKnown
+		m.needCheck[h] = struct{}{}
 	}
 	m.mu.Unlock()
 	if err != nil {
@@ -286,7 +306,9 @@ func (m *Master) placeLocked(n int, exclude func(serverID) bool) []serverID {
 // granted only once every earlier lease has surely expired by the master's
 // conservative clock, and never within LeaseTTL of the master's start on a
 // chunk that existed before it (leases of the previous incarnation are
-// unknown).
+// unknown). When a member the lease names is lost, the primary can mutate
+// no more (it needs all of them): the version is bumped on the others and
+// the lease granted to the same primary again, with them.
 func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 	for {
 		m.mu.Lock()
@@ -310,10 +332,13 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 			return errCode(codeTryAgain, "chunk %x: master started recently; leases granted before may be valid until %s", h, m.graceUntil.Format(time.RFC3339Nano))
 		}
 		l := m.leases[h]
-		regrant := serverID(-1)
+		regrant, keep := serverID(-1), serverID(-1)
 		if l != nil && l.expiry.After(now) {
 			samePrimaryOK := l.version == c.version && !l.noRegrant && m.usablePrimaryLocked(c, l.primary)
 			switch {
+			case samePrimaryOK && !m.membersIntactLocked(c, l):
+				// A member is gone: bump on the rest, same primary.
+				keep = l.primary
 			case samePrimaryOK && l.confirmed:
 				// Valid: the primary extends it through heartbeats while
 				// it mutates (no refresh call here that a cut-off primary
@@ -332,16 +357,15 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 		ch := make(chan struct{})
 		m.granting[h] = ch
 		if j := m.copies[h]; j != nil {
-			// A copy in flight reads the chunk as it was: if this grant
-			// reuses the version, the copy would be admitted without the
-			// new lease's mutations (faults B13).
+			// A copy in flight reads the chunk as it was: it joins no
+			// more (faults B13).
 			j.overtaken = true
 		}
 		var err error
 		if regrant >= 0 {
-			addr, ver := m.servers[regrant].addr, c.version
+			members, ver := l.members, c.version
 			m.mu.Unlock()
-			err = m.grant(ctx, h, regrant, addr, ver)
+			err = m.grant(ctx, h, regrant, members, ver)
 		} else {
 			var live []serverID
 			for _, r := range c.replicas {
@@ -349,12 +373,11 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 					live = append(live, r)
 				}
 			}
-			oldV := c.version
 			m.mu.Unlock()
 			if len(live) == 0 {
 				err = errCode(codeNoLive, "chunk %x: no live up-to-date replica", h)
 			} else {
-				err = m.newLease(ctx, h, oldV, live)
+				err = m.newLease(ctx, h, live, keep)
 			}
 		}
 		m.mu.Lock()
@@ -366,94 +389,166 @@ func (m *Master) ensureLease(ctx context.Context, h uint64) error {
 	}
 }
 
-// newLease bumps the version on the up-to-date replicas, makes it durable,
-// then grants the lease: GFS 3.1 / 4.5 order, so a replica that misses the
-// bump is recognisably stale and no lease is announced for a version the
-// master could forget.
-func (m *Master) newLease(ctx context.Context, h, oldV uint64, live []serverID) error {
-	m.mu.RLock()
-	addrs := make([]string, len(live))
-	for i, id := range live {
-		addrs[i] = m.servers[id].addr
-	}
-	m.mu.RUnlock()
-	// Every new lease bumps the version, also a new chunk's first one: a
-	// replica that missed it (down, unreachable) is recognisably stale when
-	// it comes back, whatever it missed.
-	newV := oldV + 1
-	lengths := make([]int64, len(live))
-	errs := m.callAllIdx(ctx, addrs, func(ctx context.Context, i int, cs controlpb.ChunkserverClient) error {
-		resp, err := cs.SetVersion(ctx, &controlpb.SetVersionRequest{Handle: h, ExpectedVersion: oldV, Version: newV})
-		if err == nil {
-			lengths[i] = resp.GetLength()
-		}
-		return err
-	})
-	m.mu.Lock()
-	c := m.st.chunks[h]
-	if c == nil || c.flags&chunkTrashed != 0 {
-		m.mu.Unlock()
-		return errCode(codeUnknownCh, "chunk %x was deleted", h)
-	}
-	var ok, failed []serverID
-	var length int64
-	for i, id := range live {
-		if errs[i] == nil {
-			ok = append(ok, id)
-			length = max(length, lengths[i])
-			continue
-		}
-		m.log.Warn("set version failed", "chunk", h, "server", addrs[i], "err", errs[i])
-		failed = append(failed, id)
-	}
-	if len(ok) == 0 {
-		// Nobody took it: keep every replica (a transient failure must
-		// not cost the data); the caller retries.
-		m.mu.Unlock()
-		return errCode(codeNoLive, "chunk %x: no replica accepted version %d (%v)", h, newV, errs[0])
-	}
-	t, err := m.applyLocked(newRec(opVersion).u(h).u(newV).b)
-	if err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	for _, id := range failed {
-		// It missed the bump, or may have taken it without answering: out
-		// of the lease either way, and never re-admitted at the new
-		// version (it would miss the lease's mutations). Its copy is kept
-		// in case it becomes the best one left (GFS 4.5).
-		c.removeReplica(id)
-		m.markSuspectLocked(h, c, id, true)
-		m.needCheck[h] = struct{}{}
-	}
-	c.length = max(c.length, length)
-	m.mu.Unlock()
-	if err := m.waitDurable(t); err != nil {
-		return err
-	}
-	// Primary: the least loaded up-to-date replica.
-	m.mu.RLock()
-	primary := ok[0]
-	for _, id := range ok[1:] {
-		if m.servers[id].load < m.servers[primary].load {
-			primary = id
+// membersIntactLocked reports whether every member lease l was granted
+// with is still a live member of c.
+func (m *Master) membersIntactLocked(c *chunk, l *lease) bool {
+	for _, id := range l.members {
+		if !m.servers[id].alive || !c.hasReplica(id) {
+			return false
 		}
 	}
-	addr := m.servers[primary].addr
-	m.mu.RUnlock()
-	return m.grant(ctx, h, primary, addr, newV)
+	return true
 }
 
-// grant sends GrantLease and records the lease. The master counts the lease
-// from when it received the answer (the primary counts from when it got the
-// request, minus a margin), so the master's expiry is never the earlier one.
-// When the outcome is unknown the server may hold the lease: the master
-// records it as unconfirmed until now+LeaseTTL and grants nobody else.
-func (m *Master) grant(ctx context.Context, h uint64, id serverID, addr string, ver uint64) error {
+// bumpAttempts bounds the version bumps of one newLease: a bump some
+// member answered ambiguously (timeout, broken connection) is followed by
+// another among those that confirmed, so that no server which may hold the
+// leased version is left out of the lease.
+const bumpAttempts = 3
+
+// newLease bumps the version on the live members, makes it durable, then
+// grants the lease (GFS 3.1 / 4.5 order): a member that misses the bump is
+// recognisably stale, and no lease is announced for a version the master
+// could forget. The members at the new version are exactly those that
+// confirmed it. A bump that some member answered ambiguously (it may or
+// may not hold the new version) is repeated among the confirmed ones before
+// any lease is granted, so the lease's version is held by its members only.
+// keep >= 0 names the primary of a lease that is still valid: the lease
+// goes to it again or to nobody.
+func (m *Master) newLease(ctx context.Context, h uint64, live []serverID, keep serverID) error {
+	set := live
+	for attempt := 1; ; attempt++ {
+		m.mu.Lock()
+		c := m.st.chunks[h]
+		if c == nil || c.flags&chunkTrashed != 0 {
+			m.mu.Unlock()
+			return errCode(codeUnknownCh, "chunk %x was deleted", h)
+		}
+		// Never reuse the number of a bump nobody confirmed: a member may
+		// hold it, and must not pass for a member of a later lease at it.
+		oldV := c.version
+		newV := max(oldV, m.floor[h]) + 1
+		addrs := make([]string, len(set))
+		for i, id := range set {
+			addrs[i] = m.servers[id].addr
+		}
+		m.mu.Unlock()
+		lengths := make([]int64, len(set))
+		errs := m.callAllIdx(ctx, addrs, func(ctx context.Context, i int, cs controlpb.ChunkserverClient) error {
+			resp, err := cs.SetVersion(ctx, &controlpb.SetVersionRequest{Handle: h, ExpectedVersion: oldV, Version: newV})
+			if err == nil {
+				lengths[i] = resp.GetLength()
+			}
+			return err
+		})
+		var ok []serverID
+		var length int64
+		unknown := 0
+		for i, id := range set {
+			if errs[i] == nil {
+				ok = append(ok, id)
+				length = max(length, lengths[i])
+				continue
+			}
+			m.log.Warn("set version failed", "chunk", h, "server", addrs[i], "version", newV, "err", errs[i])
+			if control.Code(errs[i]) == controlpb.ErrorCode_ERROR_CODE_UNSPECIFIED {
+				unknown++ // no answer: it may have taken the new version
+			}
+		}
+		m.mu.Lock()
+		c = m.st.chunks[h]
+		if c == nil || c.flags&chunkTrashed != 0 {
+			m.mu.Unlock()
+			return errCode(codeUnknownCh, "chunk %x was deleted", h)
+		}
+		if len(ok) == 0 {
+			if unknown > 0 {
+				m.floor[h] = newV
+			}
+			// Nobody confirmed: the members stay as they were (a transient
+			// failure must not cost the data); the caller retries.
+			m.mu.Unlock()
+			return errCode(codeNoLive, "chunk %x: no replica accepted version %d (%v)", h, newV, errs[0])
+		}
+		t, err := m.applyLocked(newRec(opVersion).u(h).u(newV).b)
+		if err != nil {
+			m.mu.Unlock()
+			return err
+		}
+		delete(m.floor, h)
+		// The members at newV: those that confirmed it (and were not
+		// dropped meanwhile, say as bad). The rest missed it or may have
+		// taken it without answering; either way they are no members
+		// (stale, or refused at newV while it is current).
+		for _, r := range slices.Clone(c.replicas) {
+			if !slices.Contains(ok, r) {
+				c.removeReplica(r)
+			}
+		}
+		members := slices.Clone(c.replicas)
+		c.flags |= chunkMembersKnown
+		c.length = max(c.length, length)
+		m.needCheck[h] = struct{}{}
+		m.mu.Unlock()
+		if err := m.waitDurable(t); err != nil {
+			return err
+		}
+		if len(members) == 0 {
+			return errCode(codeNoLive, "chunk %x: every replica that took version %d was dropped meanwhile", h, newV)
+		}
+		if keep >= 0 && !slices.Contains(members, keep) {
+			// The valid lease's primary did not confirm: it keeps its lease
+			// until expiry (it can no longer complete a round: its other
+			// members moved on), and nobody else gets one before.
+			return errCode(codeTryAgain, "chunk %x: primary %s did not take version %d", h, addrs[slices.Index(set, keep)], newV)
+		}
+		if unknown == 0 {
+			return m.grantNew(ctx, h, members, keep, newV)
+		}
+		if attempt == bumpAttempts {
+			return errCode(codeTryAgain, "chunk %x: version %d not confirmed by every member (%d unanswered)", h, newV, unknown)
+		}
+		set = members
+	}
+}
+
+// grantNew grants the lease at version v to keep, or else to the least
+// loaded of members.
+func (m *Master) grantNew(ctx context.Context, h uint64, members []serverID, keep serverID, v uint64) error {
+	m.mu.RLock()
+	primary := keep
+	if primary < 0 {
+		primary = members[0]
+		for _, id := range members[1:] {
+			if m.servers[id].load < m.servers[primary].load {
+				primary = id
+			}
+		}
+	}
+	m.mu.RUnlock()
+	return m.grant(ctx, h, primary, members, v)
+}
+
+// grant sends GrantLease (naming the other members) and records the lease.
+// The master counts the lease from when it received the answer (the
+// primary counts from when it got the request, minus a margin), so the
+// master's expiry is never the earlier one. When the outcome is unknown
+// the server may hold the lease: the master records it as unconfirmed
+// until now+LeaseTTL and grants nobody else.
+func (m *Master) grant(ctx context.Context, h uint64, id serverID, members []serverID, ver uint64) error {
+	m.mu.RLock()
+	addr := m.servers[id].addr
+	var secondaries []string
+	for _, r := range members {
+		if r != id {
+			secondaries = append(secondaries, m.servers[r].addr)
+		}
+	}
+	m.mu.RUnlock()
 	cs, err := m.chunkserver(addr)
 	if err == nil {
 		rctx, cancel := m.rpcContext(ctx)
-		_, err = cs.GrantLease(rctx, &controlpb.GrantLeaseRequest{Handle: h, Version: ver, LeaseMs: m.opts.LeaseTTL.Milliseconds()})
+		_, err = cs.GrantLease(rctx, &controlpb.GrantLeaseRequest{Handle: h, Version: ver, LeaseMs: m.opts.LeaseTTL.Milliseconds(), Secondaries: secondaries})
 		cancel()
 	}
 	now := m.clock.Now()
@@ -472,7 +567,7 @@ func (m *Master) grant(ctx context.Context, h uint64, id serverID, addr string, 
 	if err != nil {
 		l := m.leases[h]
 		if l == nil || l.primary != id || l.version != ver {
-			l = &lease{primary: id, version: ver}
+			l = &lease{primary: id, version: ver, members: members}
 			m.leases[h] = l
 		}
 		l.confirmed = false
@@ -481,7 +576,7 @@ func (m *Master) grant(ctx context.Context, h uint64, id serverID, addr string, 
 		}
 		return errCode(codeTryAgain, "grant lease of chunk %x to %s: %v", h, addr, err)
 	}
-	m.leases[h] = &lease{primary: id, version: ver, expiry: now.Add(m.opts.LeaseTTL), confirmed: true}
+	m.leases[h] = &lease{primary: id, version: ver, expiry: now.Add(m.opts.LeaseTTL), confirmed: true, members: members}
 	return nil
 }
 
@@ -503,7 +598,7 @@ func (m *Master) ReportBadReplica(ctx context.Context, req *controlpb.ReportBadR
 	if !c.hasReplica(id) {
 		return &controlpb.ReportBadReplicaResponse{}, nil
 	}
-	if len(c.replicas) == 1 {
+	if m.servers[id].alive && m.liveReplicasLocked(c) == 1 {
 		m.log.Warn("bad replica reported, but it is the last one; kept", "chunk", h, "server", addr, "reason", req.GetReason())
 		return &controlpb.ReportBadReplicaResponse{}, nil
 	}

@@ -20,6 +20,16 @@
 //     Heartbeat reports [2.6.2]. A replica reporting a version below the
 //     master's is stale: excluded at once, deleted when a good copy exists.
 //     A higher version means the master died mid-grant: adopted and logged.
+//   - Members (state.go, chunk.replicas): the servers confirmed at a
+//     chunk's version, alive or not. A lease names all live members and its
+//     primary mutates only with all of them (GrantLease.secondaries), so a
+//     member holds every mutation acknowledged at the version, and a member
+//     coming back at it is listed again without a copy. A member lost
+//     during a lease makes the next write lookup bump the version among the
+//     rest (same primary), which turns the lost one stale. A bump answered
+//     ambiguously by some member is repeated among the others before any
+//     lease, so no server outside a lease holds its version; a server
+//     reporting the current version without being a member is refused.
 //   - Leases [3.1]: before a new lease the version is bumped on the live
 //     up-to-date replicas and made durable, then the lease is granted. The
 //     master counts a lease from when it receives the GrantLease answer and

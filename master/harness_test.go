@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -210,7 +211,11 @@ type fakeCS struct {
 	extend      map[uint64]bool // handles to ask extensions for
 	capacity    int64
 	free        int64
-	failVersion bool
+	failVersion bool // SetVersion answers with a transport-like error (outcome unknown)
+	// refuseVersion: SetVersion answers STALE_VERSION without taking it.
+	refuseVersion bool
+	// leaseSecondaries: the secondaries of the last lease granted here.
+	leaseSecondaries map[uint64][]string
 	// loseGrantAnswer: accept GrantLease, then answer with an error (the
 	// answer was lost).
 	loseGrantAnswer bool
@@ -241,7 +246,7 @@ func (e *env) addCS(rack string) *fakeCS {
 		e: e, addr: lis.Addr().String(), rack: rack, lis: lis, mc: e.mc, clock: e.clock,
 		chunks: map[uint64]*fakeChunk{}, changed: map[uint64]bool{}, removed: map[uint64]bool{},
 		extend: map[uint64]bool{}, capacity: 1 << 40, free: 1 << 40, done: make(chan error, 1),
-		lastExtended: map[uint64]int64{},
+		lastExtended: map[uint64]int64{}, leaseSecondaries: map[uint64][]string{},
 	}
 	cs.srv = grpc.NewServer(control.NewServerOptions(control.ServerOptions{})...)
 	controlpb.RegisterChunkserverServer(cs.srv, cs)
@@ -289,6 +294,9 @@ func (cs *fakeCS) SetVersion(ctx context.Context, req *controlpb.SetVersionReque
 	if cs.failVersion {
 		return nil, errors.New("injected SetVersion failure")
 	}
+	if cs.refuseVersion {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION, "injected: chunk %x refuses version %d", req.Handle, req.Version)
+	}
 	if c.version != req.ExpectedVersion && c.version != req.Version {
 		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION, "chunk %x at %d", req.Handle, c.version)
 	}
@@ -305,6 +313,9 @@ func (cs *fakeCS) GrantLease(ctx context.Context, req *controlpb.GrantLeaseReque
 	if c == nil || c.version != req.Version || refuse {
 		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION, "chunk %x not at version %d", req.Handle, req.Version)
 	}
+	cs.mu.Lock()
+	cs.leaseSecondaries[req.Handle] = slices.Sorted(slices.Values(req.Secondaries))
+	cs.mu.Unlock()
 	now := cs.clock.Now()
 	cs.e.grants.add(grantRec{handle: req.Handle, server: cs.addr, version: req.Version, from: now, to: now.Add(time.Duration(req.LeaseMs) * time.Millisecond)})
 	if lose {

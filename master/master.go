@@ -48,7 +48,8 @@ type Master struct {
 	allocating    map[uint64]struct{}         // handles created on chunkservers, not yet in the table
 	needCheck     map[uint64]struct{}         // chunks whose replica count may be off target
 	copies        map[uint64]*copyJob         // re-replication copies in flight, by chunk
-	suspect       map[uint64]*suspectSet      // replicas not to re-admit at a version (see suspect.go)
+	floor         map[uint64]uint64           // highest version of a bump nobody confirmed, while above the chunk's
+	unlisted      map[uint64][]serverID       // copies no member, kept while no member is alive (discardCopyLocked)
 	deferred      map[uint64][]deferredReport // reports that arrived during a lease change
 	graceUntil    time.Time                   // no lease on an old chunk granted or extended before (restart)
 	graceCeiling  uint64                      // chunks below it existed before this start ("old")
@@ -74,6 +75,9 @@ type lease struct {
 	version   uint64
 	expiry    time.Time
 	confirmed bool // the primary acknowledged; unconfirmed = grant outcome unknown
+	// members are the replicas the lease was granted with (primary
+	// included): the primary mutates only with all of them.
+	members []serverID
 	// noRegrant: the primary restarted or was declared dead since the grant;
 	// it may have lost its lease state (and its mutation serials), so the
 	// lease is never granted or extended to it again at this version.
@@ -110,7 +114,8 @@ func New(opts Options) (*Master, error) {
 		allocating: make(map[uint64]struct{}),
 		needCheck:  make(map[uint64]struct{}),
 		copies:     make(map[uint64]*copyJob),
-		suspect:    make(map[uint64]*suspectSet),
+		floor:      make(map[uint64]uint64),
+		unlisted:   make(map[uint64][]serverID),
 		deferred:   make(map[uint64][]deferredReport),
 		graceUntil: now.Add(opts.LeaseTTL),
 		// Only chunks handed out by an earlier incarnation can hold a lease

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -18,19 +19,16 @@ func (m *Master) maintain() {
 		if s.alive && now.Sub(s.lastSeen) > m.opts.DeadAfter {
 			m.log.Warn("chunkserver dead", "server", s.addr, "silent", now.Sub(s.lastSeen))
 			s.alive = false
-			m.forgetServerLocked(s, s.lastSeen)
+			m.serverDownLocked(s)
 		}
 	}
-	// An expired lease no longer constrains grants, but its record tells
-	// whether a server that went silent may have missed its mutations
-	// (forgetServerLocked); keep it until any such server is surely
-	// declared dead, then drop it so the table stays small.
+	// An expired lease no longer constrains grants: drop it so the table
+	// stays small.
 	for h, l := range m.leases {
-		if now.After(l.expiry.Add(2*m.opts.DeadAfter)) && m.granting[h] == nil {
+		if !l.expiry.After(now) && m.granting[h] == nil {
 			delete(m.leases, h)
 		}
 	}
-	m.pruneSuspectsLocked()
 	for h, j := range m.copies {
 		if now.After(j.deadline) {
 			m.log.Warn("copy timed out", "chunk", h, "target", m.servers[j.target].addr)
@@ -73,7 +71,7 @@ func (m *Master) reclaim(id uint64) {
 	var dels []del
 	for _, h := range t.chunks {
 		if c := m.st.chunks[h]; c != nil {
-			dels = append(dels, del{h, append([]serverID(nil), c.replicas...)})
+			dels = append(dels, del{h, append(slices.Clone(c.replicas), m.unlisted[h]...)})
 		}
 	}
 	tk, err := m.applyLocked(newRec(opReclaim).u(id).b)
@@ -84,6 +82,8 @@ func (m *Master) reclaim(id uint64) {
 			}
 			delete(m.leases, d.h)
 			delete(m.needCheck, d.h)
+			delete(m.unlisted, d.h)
+			delete(m.floor, d.h)
 			if j := m.copies[d.h]; j != nil {
 				m.endCopyLocked(d.h, j)
 			}
@@ -133,8 +133,7 @@ func (m *Master) replicateLocked(now time.Time) {
 			delete(m.needCheck, h)
 			continue
 		}
-		m.settleSuspectsLocked(h, c, now)
-		have, target := len(c.replicas), int(c.repl)
+		have, target := m.liveReplicasLocked(c), int(c.repl)
 		switch {
 		case have > target:
 			if m.copies[h] == nil && !m.leasedLocked(h, now) {
@@ -176,7 +175,7 @@ func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance
 	src := serverID(-1)
 	for _, r := range c.replicas {
 		s := m.servers[r]
-		if !s.alive || s.copiesOut >= max || (r == avoid && len(c.replicas) > 1) {
+		if !s.alive || s.copiesOut >= max || (r == avoid && m.liveReplicasLocked(c) > 1) {
 			continue
 		}
 		if src < 0 || s.copiesOut < m.servers[src].copiesOut {
@@ -191,7 +190,7 @@ func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance
 		racks[m.servers[r].rack] = true
 	}
 	targets := m.placeLocked(len(m.servers), func(id serverID) bool {
-		return c.hasReplica(id) || m.servers[id].copiesIn >= max || m.isSuspectLocked(h, c, id)
+		return c.hasReplica(id) || m.servers[id].copiesIn >= max
 	})
 	if len(targets) == 0 {
 		return false
@@ -216,7 +215,7 @@ func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance
 	m.servers[dst].pendingCopy = append(m.servers[dst].pendingCopy, &controlpb.CopyCommand{
 		Handle: h, Version: c.version, Source: m.servers[src].addr, Capability: tok,
 	})
-	m.log.Info("copy scheduled", "chunk", h, "version", c.version, "from", m.servers[src].addr, "to", m.servers[dst].addr, "replicas", len(c.replicas), "rebalance", rebalance)
+	m.log.Info("copy scheduled", "chunk", h, "version", c.version, "from", m.servers[src].addr, "to", m.servers[dst].addr, "replicas", m.liveReplicasLocked(c), "rebalance", rebalance)
 	return true
 }
 
@@ -228,9 +227,15 @@ func usedFraction(s *server) float64 {
 	return 1 - float64(s.free)/float64(s.capacity)
 }
 
-// trimLocked deletes n extra replicas of h, from the fullest chunkservers.
+// trimLocked deletes n extra live replicas of h, from the fullest
+// chunkservers.
 func (m *Master) trimLocked(h uint64, c *chunk, n int) {
-	rs := append([]serverID(nil), c.replicas...)
+	var rs []serverID
+	for _, r := range c.replicas {
+		if m.servers[r].alive {
+			rs = append(rs, r)
+		}
+	}
 	sort.Slice(rs, func(i, j int) bool { return usedFraction(m.servers[rs[i]]) > usedFraction(m.servers[rs[j]]) })
 	for _, r := range rs[:n] {
 		m.dropReplicaLocked(h, c, r)
@@ -266,7 +271,7 @@ func (m *Master) rebalanceLocked(now time.Time) {
 		if scanned++; scanned > 100000 {
 			return
 		}
-		if c.flags&chunkTrashed != 0 || !c.hasReplica(full.id) || len(c.replicas) < int(c.repl) ||
+		if c.flags&chunkTrashed != 0 || !c.hasReplica(full.id) || m.liveReplicasLocked(c) < int(c.repl) ||
 			m.copies[h] != nil || m.leasedLocked(h, now) {
 			continue
 		}

@@ -291,10 +291,12 @@ func TestRebalance(t *testing.T) {
 	}
 }
 
-// TestRejoinDuringLeaseIsStale: a chunkserver that restarts while a lease is
-// active may have missed mutations at the same version: it is not listed
-// again; once the next lease moved the version its copy is deleted.
-func TestRejoinDuringLeaseIsStale(t *testing.T) {
+// TestRejoinDuringLease: a chunkserver that restarts while a lease is
+// active stays a member (the primary cannot mutate without it, so it
+// missed nothing acknowledged) and the lease stays as it is. A member
+// declared dead makes the next write lookup bump the version among the
+// others, with the same primary; coming back it is stale and deleted.
+func TestRejoinDuringLease(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
 	for i := 0; i < 3; i++ {
@@ -302,35 +304,39 @@ func TestRejoinDuringLeaseIsStale(t *testing.T) {
 	}
 	e.create("/f", 3)
 	loc := e.mustLookup("/f", 0, true, true)
-	var sec *fakeCS
+	e.checkLease(loc)
+	var secs []*fakeCS
 	for _, a := range loc.Replicas {
 		if a != loc.Primary {
-			sec = e.css[a]
-			break
+			secs = append(secs, e.css[a])
 		}
 	}
-	sec.register() // restarted mid-lease
-	l := e.mustLookup("/f", 0, false, false)
-	if slices.Contains(l.Replicas, sec.addr) || len(l.Replicas) != 2 {
-		t.Fatalf("rejoined replica listed during the lease: %v", l.Replicas)
+	secs[0].register() // restarted mid-lease
+	if l := e.mustLookup("/f", 0, true, false); len(l.Replicas) != 3 || l.Version != loc.Version || l.Primary != loc.Primary {
+		t.Fatalf("after a member restarted mid-lease: %+v, want the lease unchanged", l)
 	}
-	e.clock.Advance(61 * time.Second)
-	e.hbAll()
-	if l2 := e.mustLookup("/f", 0, true, false); l2.Version != loc.Version+1 || slices.Contains(l2.Replicas, sec.addr) {
-		t.Fatalf("next lease: %+v", l2)
+	// secs[1] goes silent and is declared dead.
+	e.clock.Advance(11 * time.Second)
+	for _, cs := range e.css {
+		if cs != secs[1] {
+			cs.hb()
+		}
 	}
 	e.m.maintain()
-	sec.hb()
-	if !sec.wasDeleted(loc.Handle) {
-		t.Fatal("rejoined replica's copy not deleted after the version moved")
+	l := e.mustLookup("/f", 0, true, false)
+	if l.Version != loc.Version+1 || l.Primary != loc.Primary || len(l.Replicas) != 2 || slices.Contains(l.Replicas, secs[1].addr) {
+		t.Fatalf("write lookup after a member died: %+v, want v%d, same primary, without %s", l, loc.Version+1, secs[1].addr)
 	}
-	l = e.mustLookup("/f", 0, true, false)
-	// All replicas restart during the lease: the last one is kept.
-	for _, a := range l.Replicas {
-		e.css[a].register()
+	e.checkLease(l)
+	if resp := secs[1].hb(); !resp.Reregister {
+		t.Fatal("dead server not asked to re-register")
 	}
-	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 1 {
-		t.Fatalf("after every replica rejoined during the lease: %v, want the last one kept", l.Replicas)
+	if l := e.mustLookup("/f", 0, false, false); slices.Contains(l.Replicas, secs[1].addr) {
+		t.Fatalf("member that missed the bump listed again: %v", l.Replicas)
+	}
+	secs[1].hb()
+	if !secs[1].wasDeleted(loc.Handle) {
+		t.Fatal("stale copy not deleted")
 	}
 	// Without a lease, a restart is harmless: the copies stay listed.
 	e.create("/g", 3)
@@ -339,6 +345,7 @@ func TestRejoinDuringLeaseIsStale(t *testing.T) {
 	if l := e.mustLookup("/g", 0, false, false); len(l.Replicas) != 3 {
 		t.Fatalf("unleased chunk lost a replica on rejoin: %v", l.Replicas)
 	}
+	e.grants.checkOnePrimary(t)
 }
 
 // TestCopyOvertakenByLeaseIsStale: a copy scheduled before a version bump is
@@ -373,11 +380,12 @@ func TestCopyOvertakenByLeaseIsStale(t *testing.T) {
 	}
 }
 
-// TestDroppedDuringLeaseNotReadmitted (docs/faults.md B1): a replica declared
-// dead while the chunk was leased may have missed mutations at the same
-// version; when it comes back after the lease ended (no new lease, so no
-// version bump) it is still not listed, and is told to delete its copy.
-func TestDroppedDuringLeaseNotReadmitted(t *testing.T) {
+// TestMemberBackWithoutBumpListed (docs/faults.md B1, as it is now): a
+// member declared dead while the chunk was leased comes back after the
+// lease ended with nobody having asked for a new one. The version did not
+// move, and no mutation was acknowledged without it (the primary needs
+// every member of its lease): it is listed again, and not deleted.
+func TestMemberBackWithoutBumpListed(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
 	for i := 0; i < 3; i++ {
@@ -399,6 +407,9 @@ func TestDroppedDuringLeaseNotReadmitted(t *testing.T) {
 		}
 	}
 	e.m.maintain() // sec declared dead during the lease
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 2 || slices.Contains(l.Replicas, sec.addr) {
+		t.Fatalf("dead member listed: %v", l.Replicas)
+	}
 	e.clock.Advance(60 * time.Second)
 	for _, cs := range e.css {
 		if cs != sec {
@@ -410,50 +421,58 @@ func TestDroppedDuringLeaseNotReadmitted(t *testing.T) {
 		t.Fatalf("dead server not asked to re-register")
 	}
 	l := e.mustLookup("/f", 0, false, false)
-	if slices.Contains(l.Replicas, sec.addr) || l.Version != loc.Version {
-		t.Fatalf("replica dropped during the lease re-admitted: %+v", l)
+	if !slices.Contains(l.Replicas, sec.addr) || l.Version != loc.Version || len(l.Replicas) != 3 {
+		t.Fatalf("member back at the current version: %+v, want it listed", l)
 	}
+	e.m.maintain()
 	sec.hb()
 	if sec.wasDeleted(loc.Handle) {
-		t.Fatal("suspect copy deleted while the chunk is below target")
-	}
-	// A new server takes the third copy (not the suspect); then the
-	// suspect's copy is deleted.
-	spare := e.addCS("")
-	e.m.maintain()
-	spare.hb()
-	spare.hb()
-	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 3 || !slices.Contains(l.Replicas, spare.addr) {
-		t.Fatalf("not re-replicated to the spare: %v", l.Replicas)
-	}
-	e.m.maintain()
-	sec.hb()
-	if !sec.wasDeleted(loc.Handle) {
-		t.Fatal("suspect copy not deleted once the chunk is back at target")
+		t.Fatal("member's copy deleted")
 	}
 }
 
-// TestSuspectReadmittedWhenAlone: a suspect copy is the best one left when
-// every listed replica is gone: it is listed again.
-func TestSuspectReadmittedWhenAlone(t *testing.T) {
+// TestStaleCopyNeverListedAlone: a server that missed a bump holds an old
+// copy; when every member is dead it is still not listed (it lacks
+// acknowledged mutations) nor deleted, and it is deleted once a member is
+// back.
+func TestStaleCopyNeverListedAlone(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
 	e.addCS("")
 	e.addCS("")
 	e.create("/f", 2)
 	loc := e.mustLookup("/f", 0, true, true)
-	a, b := e.css[loc.Replicas[0]], e.css[loc.Replicas[1]]
-	b.register() // restarted mid-lease: suspect, not listed
-	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 1 {
-		t.Fatalf("after rejoin: %v", l.Replicas)
+	a, b := e.css[loc.Primary], (*fakeCS)(nil)
+	for _, r := range loc.Replicas {
+		if r != loc.Primary {
+			b = e.css[r]
+		}
+	}
+	b.close()
+	e.clock.Advance(11 * time.Second)
+	a.hb()
+	e.m.maintain() // b dead
+	if l := e.mustLookup("/f", 0, true, false); l.Version != loc.Version+1 || !slices.Equal(l.Replicas, []string{a.addr}) {
+		t.Fatalf("after b died: %+v", l)
 	}
 	a.close()
 	e.clock.Advance(11 * time.Second)
+	e.m.maintain() // a dead
+	b.restart()    // back with the old version
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 0 {
+		t.Fatalf("stale copy listed when alone: %v", l.Replicas)
+	}
 	b.hb()
-	e.m.maintain() // a dead: nothing listed; b's copy comes back
-	e.m.maintain()
-	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Replicas, []string{b.addr}) {
-		t.Fatalf("suspect copy not re-admitted when alone: %v", l.Replicas)
+	if b.wasDeleted(loc.Handle) {
+		t.Fatal("stale copy deleted while no member is alive")
+	}
+	a.restart()
+	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Replicas, []string{a.addr}) {
+		t.Fatalf("member back: %v", l.Replicas)
+	}
+	b.hb()
+	if !b.wasDeleted(loc.Handle) {
+		t.Fatal("stale copy not deleted once a member is back")
 	}
 }
 
@@ -569,43 +588,9 @@ func TestReportDuringLeaseChangeIsTaken(t *testing.T) {
 	}
 }
 
-// TestSilentDuringLeaseDeclaredDeadLater (docs/faults.md B1, timing): a
-// server that went silent while the chunk was leased is suspect even when
-// it is declared dead only after the lease ended.
-func TestSilentDuringLeaseDeclaredDeadLater(t *testing.T) {
-	e := newEnv(t, nil)
-	e.pastGrace()
-	for i := 0; i < 3; i++ {
-		e.addCS("")
-	}
-	e.create("/f", 3)
-	loc := e.mustLookup("/f", 0, true, true)
-	var sec *fakeCS
-	for _, a := range loc.Replicas {
-		if a != loc.Primary {
-			sec = e.css[a]
-			break
-		}
-	}
-	// sec is silent from now on; the lease runs out before it is declared dead.
-	e.clock.Advance(61 * time.Second)
-	for _, cs := range e.css {
-		if cs != sec {
-			cs.hb()
-		}
-	}
-	e.m.maintain()
-	if resp := sec.hb(); !resp.Reregister {
-		t.Fatal("silent server not declared dead")
-	}
-	if l := e.mustLookup("/f", 0, false, false); slices.Contains(l.Replicas, sec.addr) {
-		t.Fatalf("server silent during the lease re-admitted at the same version: %v", l.Replicas)
-	}
-}
-
-// TestSuspectWithoutCopyIsCopyTarget: a suspect server that comes back
-// without the chunk can receive a copy of it.
-func TestSuspectWithoutCopyIsCopyTarget(t *testing.T) {
+// TestMemberBackWithoutCopyIsCopyTarget: a member that comes back without
+// the chunk (disk replaced) stops being a member and can receive a copy.
+func TestMemberBackWithoutCopyIsCopyTarget(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
 	for i := 0; i < 3; i++ {
@@ -626,7 +611,7 @@ func TestSuspectWithoutCopyIsCopyTarget(t *testing.T) {
 			cs.hb()
 		}
 	}
-	e.m.maintain() // sec dead during the lease: suspect
+	e.m.maintain() // sec dead during the lease
 	// It comes back having lost the chunk (disk replaced).
 	sec.mu.Lock()
 	delete(sec.chunks, loc.Handle)

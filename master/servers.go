@@ -61,8 +61,9 @@ func (m *Master) Register(ctx context.Context, req *controlpb.RegisterRequest) (
 	var s *server
 	if known {
 		s = m.servers[id]
-		// A restart: whatever it held before is replaced by this report.
-		m.forgetServerLocked(s, s.lastSeen)
+		// A restart: it lost its leases, copies in flight and pending
+		// commands; what it holds is this report.
+		m.serverDownLocked(s)
 	} else {
 		id = serverID(len(m.servers))
 		s = &server{id: id, addr: addr}
@@ -74,21 +75,7 @@ func (m *Master) Register(ctx context.Context, req *controlpb.RegisterRequest) (
 	s.lastSeen = m.clock.Now()
 	s.alive = true
 	s.pendingDelete = make(map[uint64]struct{})
-	var tickets []oplog.Ticket
-	reported := make(map[uint64]struct{}, len(req.GetChunks()))
-	for _, r := range req.GetChunks() {
-		reported[r.GetHandle()] = struct{}{}
-		if t, ok := m.reportLocked(s, r); ok {
-			tickets = append(tickets, t)
-		}
-	}
-	// Suspect marks for chunks it does not hold are moot (they would keep
-	// it from ever being a copy target for them).
-	for h, set := range m.suspect {
-		if _, ok := reported[h]; !ok && slices.Contains(set.ids, s.id) {
-			m.unsuspectLocked(h, s.id)
-		}
-	}
+	tickets := m.fullReportLocked(s, req.GetChunks())
 	m.mu.Unlock()
 	if known {
 		// Calls that failed while it was down left the connection in
@@ -140,23 +127,19 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 	s.lastSeen = now
 	s.free, s.capacity, s.load = req.GetFreeBytes(), req.GetCapacityBytes(), req.GetActiveMutations()
 	s.recentAllocs = 0
-	if req.GetFullReport() {
-		m.forgetServerLocked(s, time.Time{})
-	}
 	var tickets []oplog.Ticket
-	for _, r := range req.GetChanged() {
-		if t, ok := m.reportLocked(s, r); ok {
-			tickets = append(tickets, t)
+	if req.GetFullReport() {
+		tickets = m.fullReportLocked(s, req.GetChanged())
+	} else {
+		for _, r := range req.GetChanged() {
+			if t, ok := m.reportLocked(s, r); ok {
+				tickets = append(tickets, t)
+			}
 		}
 	}
 	for _, h := range req.GetRemoved() {
 		if c := m.st.chunks[h]; c != nil && c.removeReplica(s.id) {
-			if m.leasedLocked(h, now) {
-				m.markSuspectLocked(h, c, s.id, false)
-			}
 			m.needCheck[h] = struct{}{}
-		} else {
-			m.unsuspectLocked(h, s.id)
 		}
 		if j := m.copies[h]; j != nil && j.target == s.id {
 			m.endCopyLocked(h, j)
@@ -202,6 +185,26 @@ func (m *Master) extendLocked(s *server, h uint64, now time.Time) *controlpb.Lea
 	return &controlpb.LeaseExtension{Handle: h, Version: c.version, LeaseMs: m.opts.LeaseTTL.Milliseconds()}
 }
 
+// fullReportLocked takes a report of everything s holds: each chunk is
+// reported, and s stops being a member of chunks it no longer holds. It
+// returns the tickets of versions adopted from the report.
+func (m *Master) fullReportLocked(s *server, reports []*controlpb.ChunkReport) []oplog.Ticket {
+	var tickets []oplog.Ticket
+	reported := make(map[uint64]struct{}, len(reports))
+	for _, r := range reports {
+		reported[r.GetHandle()] = struct{}{}
+		if t, ok := m.reportLocked(s, r); ok {
+			tickets = append(tickets, t)
+		}
+	}
+	for h, c := range m.st.chunks {
+		if _, ok := reported[h]; !ok && c.removeReplica(s.id) {
+			m.needCheck[h] = struct{}{}
+		}
+	}
+	return tickets
+}
+
 // reportLocked takes one chunk report from s. It returns a ticket when the
 // report made the master adopt a higher version (to wait on after
 // unlocking).
@@ -216,83 +219,84 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 		return oplog.Ticket{}, false
 	}
 	if m.granting[h] != nil {
-		// A lease change is in flight and decides the replica set; take
-		// the report once it is done.
+		// A lease change is in flight and decides the members; take the
+		// report once it is done.
 		m.deferred[h] = append(m.deferred[h], deferredReport{server: s.id, report: r})
 		return oplog.Ticket{}, false
 	}
-	staleCopy := false
+	copied := false
 	if j := m.copies[h]; j != nil && j.target == s.id {
-		// A copy made before a version bump may miss mutations of the new
-		// lease whatever version the target reports.
-		staleCopy = j.version != c.version || j.overtaken
+		// A copy joins only if no lease was granted since it was scheduled
+		// (it would miss that lease's mutations).
+		copied = j.version == c.version && !j.overtaken
 		m.endCopyLocked(h, j)
 	}
-	if r.GetCorrupt() || (staleCopy && !c.hasReplica(s.id)) {
-		m.dropReplicaLocked(h, c, s.id)
-		return oplog.Ticket{}, false
-	}
+	m.needCheck[h] = struct{}{}
 	v := r.GetVersion()
 	switch {
+	case r.GetCorrupt():
+		m.dropReplicaLocked(h, c, s.id)
+		return oplog.Ticket{}, false
 	case v < c.version:
-		// Stale: missed a version bump while down (GFS 4.5). Excluded at
-		// once; deleted when a good copy exists.
+		// Stale: missed a version bump (GFS 4.5).
 		c.removeReplica(s.id)
-		if len(c.replicas) > 0 {
-			m.queueDeleteLocked(s.id, h)
-		}
-		m.needCheck[h] = struct{}{}
+		m.discardCopyLocked(h, c, s.id)
 		return oplog.Ticket{}, false
 	case v > c.version:
-		// The master failed after bumping the version on this replica but
-		// before logging it: adopt the higher version; holders of the old
-		// one are stale now.
+		// A bump whose outcome the master never learned: it died before
+		// logging it, or nobody answered. Only members are sent bumps, and
+		// no lease was granted at v (a lease follows a logged bump), so s
+		// holds every acknowledged mutation. Adopt v; holders of the old
+		// version are stale now.
 		t, err := m.applyLocked(newRec(opVersion).u(h).u(v).b)
 		if err != nil {
 			m.log.Error("adopt reported version", "chunk", h, "version", v, "err", err)
 			return oplog.Ticket{}, false
 		}
+		if m.floor[h] <= v {
+			delete(m.floor, h)
+		}
 		m.log.Warn("adopted higher reported version", "chunk", h, "version", v, "server", s.addr)
-		for _, old := range append([]serverID(nil), c.replicas...) {
-			if old != s.id {
-				c.removeReplica(old)
-				m.queueDeleteLocked(old, h)
-			}
+		for _, old := range slices.Clone(c.replicas) {
+			c.removeReplica(old)
+			m.queueDeleteLocked(old, h)
 		}
-		if !c.hasReplica(s.id) {
-			c.replicas = append(c.replicas, s.id)
-		}
-		c.length = r.GetLength()
-		m.needCheck[h] = struct{}{}
-		return t, true
-	}
-	if !c.hasReplica(s.id) && m.isSuspectLocked(h, c, s.id) {
-		if len(c.replicas) > 0 && m.betterHolderLocked(h, c, s.id) {
-			c.length = max(c.length, r.GetLength())
-			return oplog.Ticket{}, false
-		}
-		if len(c.replicas) > 0 {
-			// Dropped while the chunk may have been mutating at this
-			// version: never re-admitted at it (docs/faults.md B1, B3).
-			// A copy not worth keeping is (again) told to delete.
-			if !m.isHolderLocked(h, s.id) {
-				m.queueDeleteLocked(s.id, h)
-			}
-			m.needCheck[h] = struct{}{}
-			return oplog.Ticket{}, false
-		}
-		// The only copy left: better a possibly incomplete copy than none.
-		m.log.Warn("suspect replica re-admitted as the last copy", "chunk", h, "server", s.addr)
-		m.standInLocked(h, c, s.id)
-	}
-	if !c.hasReplica(s.id) {
 		c.replicas = append(c.replicas, s.id)
+		// Others reporting v are as complete: let them join.
+		c.flags &^= chunkMembersKnown
+		c.length = r.GetLength()
+		return t, true
+	case c.hasReplica(s.id):
+	case copied || c.flags&chunkMembersKnown == 0:
+		c.replicas = append(c.replicas, s.id)
+	default:
+		// At the current version without being confirmed at it (a bump
+		// whose answer was lost, a copy overtaken by a lease, a copy
+		// dropped as bad): it may lack acknowledged mutations. Never
+		// listed.
+		m.discardCopyLocked(h, c, s.id)
+		return oplog.Ticket{}, false
 	}
 	c.length = max(c.length, r.GetLength())
-	if len(c.replicas) != int(c.repl) {
-		m.needCheck[h] = struct{}{}
+	// A member is alive: copies kept for lack of one can go.
+	for _, id := range m.unlisted[h] {
+		m.queueDeleteLocked(id, h)
 	}
+	delete(m.unlisted, h)
 	return oplog.Ticket{}, false
+}
+
+// discardCopyLocked disposes of a copy of h on id that is no member: it is
+// deleted when a member is alive to copy from, else kept (never listed, but
+// an operator may want it) until one is.
+func (m *Master) discardCopyLocked(h uint64, c *chunk, id serverID) {
+	if m.liveReplicasLocked(c) > 0 {
+		m.queueDeleteLocked(id, h)
+		return
+	}
+	if !slices.Contains(m.unlisted[h], id) {
+		m.unlisted[h] = append(m.unlisted[h], id)
+	}
 }
 
 // queueDeleteLocked asks server id to delete chunk h in its next heartbeat reply.
@@ -304,24 +308,17 @@ func (m *Master) queueDeleteLocked(id serverID, h uint64) {
 	s.pendingDelete[h] = struct{}{}
 }
 
-// forgetServerLocked removes s from every chunk's replica list (it died,
-// restarted, or sent a full report that replaces what it held). Its leases
-// stay recorded until they expire: a new primary still waits them out.
-// silentSince is when the master last heard from s (zero for a full report
-// of a live server): a chunk leased at its current version at any time
-// after it may have been mutated without s, so s's copy becomes suspect.
-func (m *Master) forgetServerLocked(s *server, silentSince time.Time) {
+// serverDownLocked handles s going away (declared dead, or registering
+// again after a restart): its copies in flight end, its pending commands
+// are dropped, and leases it holds are never extended or granted to it
+// again at their version (it may have lost their state). It stays a member
+// of its chunks: if it comes back at their version it holds every mutation
+// acknowledged there (primaries mutate only with all members of their
+// lease); if the version moved on meanwhile it is stale.
+func (m *Master) serverDownLocked(s *server) {
 	for h, c := range m.st.chunks {
-		if c.removeReplica(s.id) && c.flags&chunkTrashed == 0 {
+		if c.hasReplica(s.id) && c.flags&chunkTrashed == 0 {
 			m.needCheck[h] = struct{}{}
-			if silentSince.IsZero() {
-				continue
-			}
-			if l := m.leases[h]; m.granting[h] != nil || (l != nil && l.version == c.version && l.expiry.After(silentSince)) {
-				// It may have missed mutations at this version; its copy
-				// is kept in case it becomes the best one left.
-				m.markSuspectLocked(h, c, s.id, true)
-			}
 		}
 	}
 	for _, l := range m.leases {
@@ -336,6 +333,46 @@ func (m *Master) forgetServerLocked(s *server, silentSince time.Time) {
 	}
 	s.pendingCopy = nil
 	clear(s.pendingDelete)
+}
+
+// liveReplicasLocked counts c's members that are alive.
+func (m *Master) liveReplicasLocked(c *chunk) int {
+	n := 0
+	for _, r := range c.replicas {
+		if m.servers[r].alive {
+			n++
+		}
+	}
+	return n
+}
+
+// dropReplicaLocked removes id from h's members for good at this version
+// (reported bad, trimmed, refused a lease): its reports of the version are
+// refused from now on, and it is told to delete its copy when another
+// member is alive.
+func (m *Master) dropReplicaLocked(h uint64, c *chunk, id serverID) {
+	c.removeReplica(id)
+	c.flags |= chunkMembersKnown
+	m.discardCopyLocked(h, c, id)
+	m.needCheck[h] = struct{}{}
+}
+
+// deferredReport is a chunk report that arrived while a lease change of the
+// chunk was in flight; it is taken once the change is done.
+type deferredReport struct {
+	server serverID
+	report *controlpb.ChunkReport
+}
+
+// takeDeferredLocked processes the reports held back during a lease change.
+func (m *Master) takeDeferredLocked(h uint64) {
+	reps := m.deferred[h]
+	delete(m.deferred, h)
+	for _, d := range reps {
+		if s := m.servers[d.server]; s.alive {
+			m.reportLocked(s, d.report)
+		}
+	}
 }
 
 func (m *Master) endCopyLocked(h uint64, j *copyJob) {

@@ -28,10 +28,22 @@ type node struct {
 // chunk is the master's per-chunk metadata, kept compact (tens of bytes):
 // the version is persisted (op log), replicas and length are not (they come
 // from chunkserver reports).
+//
+// replicas are the chunk's members at version: servers holding every
+// mutation acknowledged at it, whether alive now or not (a dead member that
+// comes back at the version is listed again). A server joins by creating
+// the chunk, by confirming a version bump, or by completing a copy while no
+// lease was granted; it leaves by missing a bump, by losing its copy, or by
+// being dropped (reported bad, trimmed). Since every primary mutates only
+// with all the members its lease names (GrantLease.secondaries), "holds the
+// current version" and "holds every acknowledged mutation" coincide for
+// members; a non-member reporting the current version may not (a bump
+// whose answer was lost, a copy dropped as bad) and is refused while
+// chunkMembersKnown is set.
 type chunk struct {
 	version  uint64
 	length   int64
-	replicas []serverID // live replicas holding the current version
+	replicas []serverID // members at version (live or not); see above
 	repl     uint8      // target replica count (from the file)
 	flags    uint8
 }
@@ -39,6 +51,12 @@ type chunk struct {
 const (
 	// chunkTrashed: the chunk belongs to a deleted file not yet reclaimed.
 	chunkTrashed uint8 = 1 << iota
+	// chunkMembersKnown (in memory only, never persisted): replicas is
+	// exactly the set confirmed at version in this incarnation. Without it
+	// (after a restart, until the first version bump; after adopting a
+	// reported version) a server reporting the version joins: no lease was
+	// granted at it since, so it misses nothing acknowledged.
+	chunkMembersKnown
 )
 
 func (c *chunk) hasReplica(id serverID) bool {

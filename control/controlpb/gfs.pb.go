@@ -1936,10 +1936,17 @@ func (x *SetVersionResponse) GetLength() int64 {
 }
 
 type GrantLeaseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	LeaseMs       int64                  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Handle  uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Version uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	LeaseMs int64                  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	// The other replicas of the chunk at this version (data-channel
+	// addresses): the primary takes a mutation only when the client's chain
+	// names exactly these, and answers it only once every one of them applied
+	// it, so a replica reporting the current version holds every mutation
+	// acknowledged at it. When one is lost the master bumps the version on
+	// the rest and grants again.
+	Secondaries   []string `protobuf:"bytes,4,rep,name=secondaries,proto3" json:"secondaries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1993,6 +2000,13 @@ func (x *GrantLeaseRequest) GetLeaseMs() int64 {
 		return x.LeaseMs
 	}
 	return 0
+}
+
+func (x *GrantLeaseRequest) GetSecondaries() []string {
+	if x != nil {
+		return x.Secondaries
+	}
+	return nil
 }
 
 type GrantLeaseResponse struct {
@@ -2248,11 +2262,12 @@ const file_gfs_proto_rawDesc = "" +
 	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\",\n" +
 	"\x12SetVersionResponse\x12\x16\n" +
-	"\x06length\x18\x01 \x01(\x03R\x06length\"`\n" +
+	"\x06length\x18\x01 \x01(\x03R\x06length\"\x82\x01\n" +
 	"\x11GrantLeaseRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x19\n" +
-	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\"\x14\n" +
+	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12 \n" +
+	"\vsecondaries\x18\x04 \x03(\tR\vsecondaries\"\x14\n" +
 	"\x12GrantLeaseResponse\",\n" +
 	"\x12RevokeLeaseRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\x15\n" +

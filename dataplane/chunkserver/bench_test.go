@@ -68,7 +68,11 @@ func benchChunks(b *testing.B, servers []*Server, first uint64, n int) {
 				b.Fatal(err)
 			}
 		}
-		if _, err := ctls[0].GrantLease(ctx, grantLease(h, 1, 3600_000)); err != nil {
+		var secs []string
+		for _, s := range servers[1:] {
+			secs = append(secs, s.Addr())
+		}
+		if _, err := ctls[0].GrantLease(ctx, grantLease(h, 1, 3600_000, secs...)); err != nil {
 			b.Fatal(err)
 		}
 	}

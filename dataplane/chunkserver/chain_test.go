@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/dataplane/dataclient"
 	"github.com/gfs-go/gfs/dataplane/store"
 )
@@ -174,7 +175,7 @@ func TestStaleVersionRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := rs.ctls[0].GrantLease(ctx, grantLease(rs.handle, 2, 60000)); err != nil {
+	if _, err := rs.ctls[0].GrantLease(ctx, grantLease(rs.handle, 2, 60000, addrs[1:]...)); err != nil {
 		t.Fatal(err)
 	}
 	err := dc.Write(ctx, addrs, addrs[0], rs.handle, 2, 0, []byte("hello"), false)
@@ -190,6 +191,54 @@ func TestStaleVersionRefused(t *testing.T) {
 	// The stale replica changed nothing.
 	if n, err := dc.Length(ctx, addrs[2], rs.handle, 0); err != nil || n != 0 {
 		t.Fatalf("stale replica length %d, %v", n, err)
+	}
+}
+
+// TestStaleChainRefused: the primary takes a mutation only when its chain
+// names exactly the replicas its lease was granted with (in any order): a
+// chain missing one, or naming another, is refused before anything
+// changes, so no replica of the lease misses an acknowledged mutation.
+func TestStaleChainRefused(t *testing.T) {
+	noLeaks(t)
+	servers := []*Server{startServer(t, nil), startServer(t, nil), startServer(t, nil), startServer(t, nil)}
+	addrs := addrsOf(servers)
+	rs := newChunk(t, addrs[:3], 0x35, 0)
+	if _, err := dialCtl(t, addrs[3]).CreateChunk(context.Background(), &controlpb.CreateChunkRequest{Handle: rs.handle, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	dc := newClient(t)
+	ctx := context.Background()
+	for _, chain := range [][]string{
+		{addrs[0], addrs[1]},                     // one missing
+		{addrs[0], addrs[1], addrs[3]},           // another instead
+		{addrs[0], addrs[1], addrs[2], addrs[3]}, // one too many
+		{addrs[0], addrs[1], addrs[1]},           // one twice
+	} {
+		for _, op := range []string{"write", "append"} {
+			var err error
+			if op == "write" {
+				err = dc.Write(ctx, chain, addrs[0], rs.handle, 1, 0, []byte("refused"), false)
+			} else {
+				_, err = dc.Append(ctx, chain, addrs[0], rs.handle, 1, []byte("refused"), false)
+			}
+			if !errors.Is(err, dataclient.ErrStaleChain) {
+				t.Fatalf("%s with chain %v: %v, want ErrStaleChain", op, chain, err)
+			}
+		}
+	}
+	for _, a := range addrs {
+		if n, err := dc.Length(ctx, a, rs.handle, 0); err != nil || n != 0 {
+			t.Fatalf("%s after refused mutations: length %d, %v", a, n, err)
+		}
+	}
+	// The lease's replicas in another order are fine.
+	if err := dc.Write(ctx, []string{addrs[2], addrs[0], addrs[1]}, addrs[0], rs.handle, 1, 0, []byte("taken"), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs[:3] {
+		if got := readAll(t, dc, a, rs.handle); string(got) != "taken" {
+			t.Fatalf("%s holds %q", a, got)
+		}
 	}
 }
 
@@ -210,7 +259,7 @@ func TestWrongPrimaryRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Split brain forced by the test: a second lease at the same version.
-	if _, err := rs.ctls[1].GrantLease(ctx, grantLease(rs.handle, 1, 60000)); err != nil {
+	if _, err := rs.ctls[1].GrantLease(ctx, grantLease(rs.handle, 1, 60000, addrs[2])); err != nil {
 		t.Fatal(err)
 	}
 	err := dc.Write(ctx, []string{addrs[1], addrs[2]}, addrs[1], rs.handle, 1, 0, []byte("second"), false)

@@ -13,7 +13,11 @@
 //   - A primary accepts a mutation only while it holds a lease for the
 //     chunk at the request's version, counted from when it received
 //     GrantLease (or sent the heartbeat that extended it) minus LeaseMargin,
-//     by its own monotonic clock (GFS 3.1). After a round failed on a
+//     by its own monotonic clock (GFS 3.1), and only when its chain names
+//     exactly the other replicas the lease was granted with: a round is
+//     answered only once all of them applied it, so every replica at the
+//     chunk's current version holds every mutation acknowledged at that
+//     version (the master bumps the version to drop one). After a round failed on a
 //     replica it stops asking for extensions, so the next lease comes with
 //     a new version and the replica that missed data shows up as stale.
 //   - Mutations of one chunk are applied in the primary's serial order on

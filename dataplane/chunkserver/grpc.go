@@ -8,6 +8,7 @@ import (
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/dataplane/store"
+	"github.com/gfs-go/gfs/dataplane/wire"
 )
 
 // grpcService implements controlpb.ChunkserverServer: the calls the master
@@ -93,7 +94,10 @@ func (g *grpcService) GrantLease(ctx context.Context, req *controlpb.GrantLeaseR
 		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION,
 			"grant lease on chunk %x at version %d: replica at version %d", req.GetHandle(), req.GetVersion(), info.Version)
 	}
-	g.s.leases.grant(h, req.GetVersion(), received, time.Duration(req.GetLeaseMs())*time.Millisecond, g.s.leaseMargin)
+	if len(req.GetSecondaries()) >= wire.MaxChain {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT, "grant lease on chunk %x: %d secondaries", req.GetHandle(), len(req.GetSecondaries()))
+	}
+	g.s.leases.grant(h, req.GetVersion(), req.GetSecondaries(), received, time.Duration(req.GetLeaseMs())*time.Millisecond, g.s.leaseMargin)
 	g.s.log.Debug("lease granted", "chunk", req.GetHandle(), "version", req.GetVersion(), "lease_ms", req.GetLeaseMs())
 	return &controlpb.GrantLeaseResponse{}, nil
 }

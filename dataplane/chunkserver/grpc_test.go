@@ -15,8 +15,9 @@ func setVersion(h, from, to uint64) *controlpb.SetVersionRequest {
 	return &controlpb.SetVersionRequest{Handle: h, ExpectedVersion: from, Version: to}
 }
 
-func grantLease(h, v uint64, ms int64) *controlpb.GrantLeaseRequest {
-	return &controlpb.GrantLeaseRequest{Handle: h, Version: v, LeaseMs: ms}
+// grantLease is the master's GrantLease, naming the lease's secondaries.
+func grantLease(h, v uint64, ms int64, secondaries ...string) *controlpb.GrantLeaseRequest {
+	return &controlpb.GrantLeaseRequest{Handle: h, Version: v, LeaseMs: ms, Secondaries: secondaries}
 }
 
 func TestControlService(t *testing.T) {

@@ -229,6 +229,9 @@ func TestFailedRoundStopsLeaseExtension(t *testing.T) {
 	waitFor(t, "an extension request", func() bool { return asked(0) })
 
 	dead := "127.0.0.1:1" // nothing listens there
+	if _, err := rs.ctls[0].GrantLease(ctx, grantLease(h, rs.version, 60000, dead)); err != nil {
+		t.Fatal(err)
+	}
 	if err := dc.Write(ctx, []string{a.Addr(), dead}, a.Addr(), h, rs.version, 0, []byte("no"), false); err == nil {
 		t.Fatal("write with a dead secondary succeeded")
 	}

@@ -122,13 +122,24 @@ func newChunk(t *testing.T, servers []string, h uint64, primary int) *replicaSet
 			t.Fatalf("create chunk on %s: %v", a, err)
 		}
 	}
-	if _, err := rs.ctls[primary].GrantLease(ctx, &controlpb.GrantLeaseRequest{Handle: h, Version: 1, LeaseMs: 60000}); err != nil {
+	if _, err := rs.ctls[primary].GrantLease(ctx, grantLease(h, 1, 60000, rs.secondaries()...)); err != nil {
 		t.Fatalf("grant lease: %v", err)
 	}
 	return rs
 }
 
 func (rs *replicaSet) primaryAddr() string { return rs.addrs[rs.primary] }
+
+// secondaries are the replicas other than the primary.
+func (rs *replicaSet) secondaries() []string {
+	var out []string
+	for i, a := range rs.addrs {
+		if i != rs.primary {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 // readAll reads the whole chunk from one replica (verified).
 func readAll(t *testing.T, dc *dataclient.Client, addr string, h uint64) []byte {

@@ -1,6 +1,7 @@
 package chunkserver
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -9,8 +10,23 @@ import (
 
 // lease is this server's primaryship of one chunk.
 type lease struct {
-	version uint64
-	expiry  time.Time // by this server's monotonic clock, margin already subtracted
+	version     uint64
+	expiry      time.Time // by this server's monotonic clock, margin already subtracted
+	secondaries []string  // the other replicas at version, sorted (GrantLease)
+}
+
+// sameReplicas reports whether chain names exactly the lease's secondaries,
+// in any order (chains are a handful of addresses: quadratic is fine).
+func (l *lease) sameReplicas(chain []string) bool {
+	if len(chain) != len(l.secondaries) {
+		return false
+	}
+	for i, a := range chain {
+		if !slices.Contains(l.secondaries, a) || slices.Contains(chain[:i], a) {
+			return false
+		}
+	}
+	return true
 }
 
 // leaseTable holds the leases this server was granted.
@@ -55,10 +71,13 @@ func effective(d, margin time.Duration) time.Duration {
 	return d - margin
 }
 
-// grant records a lease counted from start.
-func (t *leaseTable) grant(h store.Handle, version uint64, start time.Time, d, margin time.Duration) {
+// grant records a lease counted from start, with the other replicas of the
+// chunk at version.
+func (t *leaseTable) grant(h store.Handle, version uint64, secondaries []string, start time.Time, d, margin time.Duration) {
+	secs := slices.Clone(secondaries)
+	slices.Sort(secs)
 	t.mu.Lock()
-	t.m[h] = lease{version: version, expiry: start.Add(effective(d, margin))}
+	t.m[h] = lease{version: version, expiry: start.Add(effective(d, margin)), secondaries: secs}
 	delete(t.tainted, h)
 	t.mu.Unlock()
 }
@@ -87,10 +106,17 @@ func (t *leaseTable) revoke(h store.Handle) {
 
 // valid reports whether this server is primary of h at version now.
 func (t *leaseTable) valid(h store.Handle, version uint64, now time.Time) bool {
+	_, ok := t.validLease(h, version, now)
+	return ok
+}
+
+// validLease returns the lease on h if this server is primary of h at
+// version now.
+func (t *leaseTable) validLease(h store.Handle, version uint64, now time.Time) (lease, bool) {
 	t.mu.Lock()
 	l, ok := t.m[h]
 	t.mu.Unlock()
-	return ok && l.version == version && now.Before(l.expiry)
+	return l, ok && l.version == version && now.Before(l.expiry)
 }
 
 // held returns the lease for h if one is held and unexpired.

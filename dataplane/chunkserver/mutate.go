@@ -106,8 +106,16 @@ func (c *dataConn) handleMutation(h *wire.Header, meta []byte) error {
 		return err
 	}
 	hd := store.Handle(req.Handle)
-	if !c.s.leases.valid(hd, req.Version, time.Now()) {
+	l, ok := c.s.leases.validLease(hd, req.Version, time.Now())
+	if !ok {
 		return c.fail(h, wire.StatusNotPrimary, "no valid lease on chunk %x at version %d here", req.Handle, req.Version)
+	}
+	if !l.sameReplicas(req.Secondaries) {
+		// Every replica of the lease applies every acknowledged mutation,
+		// or none is acknowledged: a chain without one of them would let
+		// it miss data while still holding the current version.
+		return c.fail(h, wire.StatusStaleChain, "%v of chunk %x: secondaries %v, the lease at version %d names %v: look the chunk up again",
+			h.Op, req.Handle, req.Secondaries, req.Version, l.secondaries)
 	}
 	var buf *store.Buffer
 	if inline {

@@ -29,6 +29,10 @@ var (
 	// expired, forged, for another chunk or operation); ask the master for
 	// a fresh one.
 	ErrDenied = errors.New("dataclient: capability refused")
+	// ErrStaleChain: the primary's lease names other replicas than the
+	// mutation's chain (the caller's locations are out of date, or the
+	// master is replacing a lost replica); look the chunk up again.
+	ErrStaleChain = errors.New("dataclient: chain does not match the lease's replicas")
 )
 
 // ChecksumError reports a block whose bytes did not match its checksum.
@@ -87,6 +91,8 @@ func statusErr(s wire.Status) error {
 		return ErrUnavailable
 	case wire.StatusDenied:
 		return ErrDenied
+	case wire.StatusStaleChain:
+		return ErrStaleChain
 	case wire.StatusBadRequest, wire.StatusUnknownOp:
 		return ErrBadRequest
 	default:

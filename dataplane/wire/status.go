@@ -24,14 +24,15 @@ const (
 	StatusUnavailable  Status = 13 // a downstream replica could not be reached
 	StatusInternal     Status = 14 // anything else (the message says what)
 	StatusDenied       Status = 15 // capability missing, forged, expired or not for this chunk/operation
-	maxStatus                 = StatusDenied
+	StatusStaleChain   Status = 16 // the mutation's secondaries are not the replicas the primary's lease names
+	maxStatus                 = StatusStaleChain
 )
 
 var statusNames = [...]string{
 	"ok", "bad request", "unknown opcode", "no such chunk", "stale version",
 	"not primary", "chunk full", "too large", "out of range", "busy",
 	"no pushed data", "checksum mismatch", "no space", "replica unavailable", "internal error",
-	"capability refused",
+	"capability refused", "stale chain",
 }
 
 // String returns a short description of s.
