@@ -145,19 +145,10 @@ func TestChaosSoak(t *testing.T) {
 			t.Logf("write error: %v", err)
 		}
 	}
-	// B17 (docs/faults.md): under chaos an acknowledged record is, rarely,
-	// on no replica (1 of 545,842 in a 10-minute soak; 1 of 14 bounded runs).
-	// Until it is fixed the bounded default run reports it as a known bug
-	// (loudly, GFS_FAULTS_KNOWN_BUGS=1 makes it fail); a deliberate soak
-	// (GFS_CHAOS_DURATION or -gfs.chaos) always fails on it.
-	strict := *chaosDuration != 0 || os.Getenv("GFS_CHAOS_DURATION") != ""
 	checkLogs := func(cl *client.Client) {
 		for _, p := range logs {
 			if _, err := checkRecords(t, cl, p, acks[p]); err != nil {
-				if strict {
-					t.Fatal(err)
-				}
-				knownBugCheck(t, "B17", err)
+				t.Fatal(err)
 			}
 		}
 	}

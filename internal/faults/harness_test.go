@@ -775,27 +775,3 @@ func diagnoseFile(t *testing.T, cl *client.Client, path string, want []byte) {
 		}
 	}
 }
-
-// knownBugCheck reports a failed check caused by a bug listed in
-// docs/faults.md: an error when GFS_FAULTS_KNOWN_BUGS=1, else a log line
-// (so the rest of the scenario keeps guarding CI).
-func knownBugCheck(t *testing.T, bug string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("GFS_FAULTS_KNOWN_BUGS") == "1" {
-		t.Errorf("%s: %v", bug, err)
-		return
-	}
-	t.Logf("known bug %s (docs/faults.md): %v", bug, err)
-}
-
-// knownBug skips a scenario that fails because of a bug listed in
-// docs/faults.md, unless GFS_FAULTS_KNOWN_BUGS=1 asks to run it anyway.
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("GFS_FAULTS_KNOWN_BUGS") != "1" {
-		t.Skip("known bug (docs/faults.md; GFS_FAULTS_KNOWN_BUGS=1 runs it): " + bug)
-	}
-}
