@@ -2,6 +2,11 @@ package client_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +33,24 @@ func clusterOptions(t testing.TB) cluster.Options {
 		HeartbeatInterval: 50 * time.Millisecond,
 		DeadAfter:         500 * time.Millisecond,
 		GCGrace:           time.Second,
+		Logger:            debugLogger(t),
 	}
+}
+
+// debugLogger writes the cluster's debug log to a file in
+// $GFS_TEST_LOGDIR, one per test run, when it is set (for chasing failures
+// seen under load); nil (discard) otherwise.
+func debugLogger(t testing.TB) *slog.Logger {
+	dir := os.Getenv("GFS_TEST_LOGDIR")
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // startCluster starts an in-process cluster and a client on it, both closed

@@ -503,6 +503,7 @@ func (m *Master) newLease(ctx context.Context, h uint64, live []serverID, keep s
 			return errCode(codeTryAgain, "chunk %x: primary %s did not take version %d", h, addrs[slices.Index(set, keep)], newV)
 		}
 		if unknown == 0 {
+			members = m.replaceLost(ctx, h, members, live, newV)
 			return m.grantNew(ctx, h, members, keep, newV)
 		}
 		if attempt == bumpAttempts {
@@ -510,6 +511,88 @@ func (m *Master) newLease(ctx context.Context, h uint64, live []serverID, keep s
 		}
 		set = members
 	}
+}
+
+// replaceLost copies chunk h, just bumped to version v and not leased yet
+// (so it cannot change), to new servers until its live members reach the
+// target, and returns the members with those copies. It is how a chunk that
+// lost a replica while being mutated gets it back: re-replication skips
+// leased chunks, and a chunk under steady writes or appends stays leased
+// (HDFS replaces a datanode in a write pipeline the same way). Writers wait
+// for the copies (one chunk each); a copy that fails leaves the chunk to
+// ordinary re-replication. Servers in tried (those asked to take the bump)
+// are not copied to: one that failed it is likely failing.
+func (m *Master) replaceLost(ctx context.Context, h uint64, members, tried []serverID, v uint64) []serverID {
+	for range maxReplication {
+		m.mu.Lock()
+		c := m.st.chunks[h]
+		if c == nil || c.version != v || m.liveReplicasLocked(c) >= int(c.repl) {
+			m.mu.Unlock()
+			return members
+		}
+		busy := serverID(-1)
+		if j := m.copies[h]; j != nil {
+			// A copy scheduled before the bump is worthless now.
+			busy = j.target
+			m.endCopyLocked(h, j)
+		}
+		src := serverID(-1)
+		for _, r := range members {
+			if s := m.servers[r]; s.alive && (src < 0 || s.copiesOut < m.servers[src].copiesOut) {
+				src = r
+			}
+		}
+		targets := m.placeLocked(1, func(id serverID) bool {
+			return c.hasReplica(id) || id == busy || slices.Contains(tried, id) || m.servers[id].copiesIn >= m.opts.MaxCopiesPerServer
+		})
+		if src < 0 || len(targets) == 0 {
+			m.mu.Unlock()
+			return members
+		}
+		dst := targets[0]
+		tok, err := m.keys.Issue(nil, h, capability.OpCopy, 0)
+		if err != nil {
+			m.mu.Unlock()
+			m.log.Error("replacement copy: capability", "chunk", h, "err", err)
+			return members
+		}
+		job := &copyJob{target: dst, source: src, version: v, deadline: m.clock.Now().Add(m.opts.CopyTimeout)}
+		m.copies[h] = job
+		m.servers[dst].copiesIn++
+		m.servers[src].copiesOut++
+		m.servers[dst].recentAllocs++
+		// The copy replaces whatever dst holds: a delete queued for that
+		// must not reach it afterwards.
+		delete(m.servers[dst].pendingDelete, h)
+		dstAddr, srcAddr := m.servers[dst].addr, m.servers[src].addr
+		m.mu.Unlock()
+
+		var resp *controlpb.CopyChunkResponse
+		cs, err := m.chunkserver(dstAddr)
+		if err == nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CopyTimeout)
+			resp, err = cs.CopyChunk(cctx, &controlpb.CopyCommand{Handle: h, Version: v, Source: srcAddr, Capability: tok})
+			cancel()
+		}
+		m.mu.Lock()
+		if m.copies[h] == job {
+			m.endCopyLocked(h, job)
+		}
+		c = m.st.chunks[h]
+		ok := err == nil && resp.GetVersion() == v && c != nil && c.version == v && m.servers[dst].alive
+		if ok && !c.hasReplica(dst) {
+			c.replicas = append(c.replicas, dst)
+			c.length = max(c.length, resp.GetLength())
+			members = append(members, dst)
+		}
+		m.mu.Unlock()
+		if !ok {
+			m.log.Warn("replacement copy failed; the chunk waits for re-replication", "chunk", h, "version", v, "from", srcAddr, "to", dstAddr, "err", err)
+			return members
+		}
+		m.log.Info("replica replaced before the lease", "chunk", h, "version", v, "from", srcAddr, "to", dstAddr, "bytes", resp.GetLength())
+	}
+	return members
 }
 
 // grantNew grants the lease at version v to keep, or else to the least

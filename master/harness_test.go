@@ -216,6 +216,8 @@ type fakeCS struct {
 	refuseVersion bool
 	// leaseSecondaries: the secondaries of the last lease granted here.
 	leaseSecondaries map[uint64][]string
+	failCopy         bool     // CopyChunk fails
+	copiedSync       []uint64 // chunks copied by CopyChunk
 	// loseGrantAnswer: accept GrantLease, then answer with an error (the
 	// answer was lost).
 	loseGrantAnswer bool
@@ -322,6 +324,36 @@ func (cs *fakeCS) GrantLease(ctx context.Context, req *controlpb.GrantLeaseReque
 		return nil, errors.New("injected: grant answer lost")
 	}
 	return &controlpb.GrantLeaseResponse{}, nil
+}
+
+// CopyChunk copies from another fake chunkserver at the command's version.
+func (cs *fakeCS) CopyChunk(ctx context.Context, req *controlpb.CopyCommand) (*controlpb.CopyChunkResponse, error) {
+	cs.mu.Lock()
+	failCopy := cs.failCopy
+	cs.mu.Unlock()
+	if failCopy {
+		return nil, errors.New("injected: copy failed")
+	}
+	src := cs.e.css[req.Source]
+	if src == nil {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT, "no source %s", req.Source)
+	}
+	src.mu.Lock()
+	sc := src.chunks[req.Handle]
+	var c fakeChunk
+	if sc != nil {
+		c = *sc
+	}
+	src.mu.Unlock()
+	if sc == nil || c.version != req.Version {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION, "source has no chunk %x at version %d", req.Handle, req.Version)
+	}
+	cs.mu.Lock()
+	cs.chunks[req.Handle] = &c
+	cs.changed[req.Handle] = true
+	cs.copiedSync = append(cs.copiedSync, req.Handle)
+	cs.mu.Unlock()
+	return &controlpb.CopyChunkResponse{Version: c.version, Length: c.length}, nil
 }
 
 func (cs *fakeCS) RevokeLease(ctx context.Context, req *controlpb.RevokeLeaseRequest) (*controlpb.RevokeLeaseResponse, error) {

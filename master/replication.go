@@ -212,6 +212,9 @@ func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance
 	m.servers[dst].copiesIn++
 	m.servers[src].copiesOut++
 	m.servers[dst].recentAllocs++
+	// The copy replaces whatever dst holds: a delete queued for that must
+	// not reach it afterwards.
+	delete(m.servers[dst].pendingDelete, h)
 	m.servers[dst].pendingCopy = append(m.servers[dst].pendingCopy, &controlpb.CopyCommand{
 		Handle: h, Version: c.version, Source: m.servers[src].addr, Capability: tok,
 	})

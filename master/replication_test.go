@@ -626,3 +626,89 @@ func TestMemberBackWithoutCopyIsCopyTarget(t *testing.T) {
 		t.Fatalf("not re-replicated to the returning server: %v", l.Replicas)
 	}
 }
+
+// TestLostMemberReplacedBeforeLease: a member of a leased chunk dies; the
+// next write lookup bumps the version among the others, copies the chunk to
+// a spare server while no lease exists at the new version, and grants the
+// lease naming the copy too: a chunk under steady writes gets back to its
+// target without waiting for the lease to lapse. A failed copy still
+// grants the lease, without it.
+func TestLostMemberReplacedBeforeLease(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		e := newEnv(t, nil)
+		e.pastGrace()
+		for i := 0; i < 3; i++ {
+			e.addCS("")
+		}
+		e.create("/f", 3)
+		loc := e.mustLookup("/f", 0, true, true)
+		spare := e.addCS("")
+		spare.mu.Lock()
+		spare.failCopy = fail
+		spare.mu.Unlock()
+		var lost *fakeCS
+		for _, a := range loc.Replicas {
+			if a != loc.Primary {
+				lost = e.css[a]
+				break
+			}
+		}
+		lost.close()
+		e.clock.Advance(11 * time.Second)
+		e.hbAll()
+		e.m.maintain()
+		l := e.mustLookup("/f", 0, true, false)
+		e.checkLease(l)
+		if l.Version != loc.Version+1 || l.Primary != loc.Primary || slices.Contains(l.Replicas, lost.addr) {
+			t.Fatalf("fail=%v: after a member died: %+v", fail, l)
+		}
+		spare.mu.Lock()
+		copied := slices.Contains(spare.copiedSync, loc.Handle)
+		spare.mu.Unlock()
+		if fail {
+			if len(l.Replicas) != 2 || copied {
+				t.Fatalf("failed copy: %+v", l)
+			}
+			continue
+		}
+		if len(l.Replicas) != 3 || !slices.Contains(l.Replicas, spare.addr) || !copied {
+			t.Fatalf("lost member not replaced before the lease: %+v (copied %v)", l, copied)
+		}
+		// The copy's own report changes nothing.
+		spare.hb()
+		if l2 := e.mustLookup("/f", 0, false, false); len(l2.Replicas) != 3 || spare.wasDeleted(loc.Handle) {
+			t.Fatalf("after the copy's report: %+v", l2)
+		}
+		e.grants.checkOnePrimary(t)
+	}
+}
+
+// TestReportOvertakenByBumpIgnored: a heartbeat taken before a version bump
+// reaches the master after it; the member's old version in it is not
+// staleness (the member confirmed the bump durably), so the member stays
+// listed and keeps its copy.
+func TestReportOvertakenByBumpIgnored(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 3)
+	before := e.mustLookup("/f", 0, false, true)
+	l := e.mustLookup("/f", 0, true, false)
+	if l.Version != before.Version+1 {
+		t.Fatalf("lease: %+v", l)
+	}
+	member := e.css[l.Replicas[1]]
+	resp, err := e.mc.Heartbeat(e.ctx(), &controlpb.HeartbeatRequest{Addr: member.addr, CapacityBytes: 1 << 40, FreeBytes: 1 << 40,
+		Changed: []*controlpb.ChunkReport{{Handle: l.Handle, Version: before.Version}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(resp.Delete, l.Handle) {
+		t.Fatal("member told to delete its copy on a report older than the bump")
+	}
+	if l2 := e.mustLookup("/f", 0, false, false); !slices.Contains(l2.Replicas, member.addr) || len(l2.Replicas) != 3 {
+		t.Fatalf("member dropped on an overtaken report: %v", l2.Replicas)
+	}
+}

@@ -237,6 +237,11 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 	case r.GetCorrupt():
 		m.dropReplicaLocked(h, c, s.id)
 		return oplog.Ticket{}, false
+	case v < c.version && c.hasReplica(s.id):
+		// A member confirmed the current version (durably: versions never
+		// go back on a server), so this report was taken before the bump
+		// and overtaken by it; its next report says the current version.
+		return oplog.Ticket{}, false
 	case v < c.version:
 		// Stale: missed a version bump (GFS 4.5).
 		c.removeReplica(s.id)
@@ -278,6 +283,9 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 		return oplog.Ticket{}, false
 	}
 	c.length = max(c.length, r.GetLength())
+	// A delete queued for an older copy on s (before it was copied to)
+	// must not reach the member copy.
+	delete(s.pendingDelete, h)
 	// A member is alive: copies kept for lack of one can go.
 	for _, id := range m.unlisted[h] {
 		m.queueDeleteLocked(id, h)

@@ -2045,6 +2045,58 @@ func (*GrantLeaseResponse) Descriptor() ([]byte, []int) {
 	return file_gfs_proto_rawDescGZIP(), []int{32}
 }
 
+type CopyChunkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // the copy's version (the command's)
+	Length        int64                  `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`   // its length
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyChunkResponse) Reset() {
+	*x = CopyChunkResponse{}
+	mi := &file_gfs_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyChunkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyChunkResponse) ProtoMessage() {}
+
+func (x *CopyChunkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gfs_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyChunkResponse.ProtoReflect.Descriptor instead.
+func (*CopyChunkResponse) Descriptor() ([]byte, []int) {
+	return file_gfs_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CopyChunkResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CopyChunkResponse) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 type RevokeLeaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -2054,7 +2106,7 @@ type RevokeLeaseRequest struct {
 
 func (x *RevokeLeaseRequest) Reset() {
 	*x = RevokeLeaseRequest{}
-	mi := &file_gfs_proto_msgTypes[33]
+	mi := &file_gfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2118,7 @@ func (x *RevokeLeaseRequest) String() string {
 func (*RevokeLeaseRequest) ProtoMessage() {}
 
 func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[33]
+	mi := &file_gfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2131,7 @@ func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{33}
+	return file_gfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevokeLeaseRequest) GetHandle() uint64 {
@@ -2097,7 +2149,7 @@ type RevokeLeaseResponse struct {
 
 func (x *RevokeLeaseResponse) Reset() {
 	*x = RevokeLeaseResponse{}
-	mi := &file_gfs_proto_msgTypes[34]
+	mi := &file_gfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2161,7 @@ func (x *RevokeLeaseResponse) String() string {
 func (*RevokeLeaseResponse) ProtoMessage() {}
 
 func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[34]
+	mi := &file_gfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2174,7 @@ func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{34}
+	return file_gfs_proto_rawDescGZIP(), []int{35}
 }
 
 var File_gfs_proto protoreflect.FileDescriptor
@@ -2268,7 +2320,10 @@ const file_gfs_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x19\n" +
 	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12 \n" +
 	"\vsecondaries\x18\x04 \x03(\tR\vsecondaries\"\x14\n" +
-	"\x12GrantLeaseResponse\",\n" +
+	"\x12GrantLeaseResponse\"E\n" +
+	"\x11CopyChunkResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x03R\x06length\",\n" +
 	"\x12RevokeLeaseRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\x15\n" +
 	"\x13RevokeLeaseResponse*\x85\x03\n" +
@@ -2298,14 +2353,15 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06Lookup\x12\x1d.gfs.control.v1.LookupRequest\x1a\x1e.gfs.control.v1.LookupResponse\x12e\n" +
 	"\x10ReportBadReplica\x12'.gfs.control.v1.ReportBadReplicaRequest\x1a(.gfs.control.v1.ReportBadReplicaResponse\x12M\n" +
 	"\bRegister\x12\x1f.gfs.control.v1.RegisterRequest\x1a .gfs.control.v1.RegisterResponse\x12P\n" +
-	"\tHeartbeat\x12 .gfs.control.v1.HeartbeatRequest\x1a!.gfs.control.v1.HeartbeatResponse2\xe7\x02\n" +
+	"\tHeartbeat\x12 .gfs.control.v1.HeartbeatRequest\x1a!.gfs.control.v1.HeartbeatResponse2\xb4\x03\n" +
 	"\vChunkserver\x12V\n" +
 	"\vCreateChunk\x12\".gfs.control.v1.CreateChunkRequest\x1a#.gfs.control.v1.CreateChunkResponse\x12S\n" +
 	"\n" +
 	"SetVersion\x12!.gfs.control.v1.SetVersionRequest\x1a\".gfs.control.v1.SetVersionResponse\x12S\n" +
 	"\n" +
 	"GrantLease\x12!.gfs.control.v1.GrantLeaseRequest\x1a\".gfs.control.v1.GrantLeaseResponse\x12V\n" +
-	"\vRevokeLease\x12\".gfs.control.v1.RevokeLeaseRequest\x1a#.gfs.control.v1.RevokeLeaseResponseB)Z'github.com/gfs-go/gfs/control/controlpbb\x06proto3"
+	"\vRevokeLease\x12\".gfs.control.v1.RevokeLeaseRequest\x1a#.gfs.control.v1.RevokeLeaseResponse\x12K\n" +
+	"\tCopyChunk\x12\x1b.gfs.control.v1.CopyCommand\x1a!.gfs.control.v1.CopyChunkResponseB)Z'github.com/gfs-go/gfs/control/controlpbb\x06proto3"
 
 var (
 	file_gfs_proto_rawDescOnce sync.Once
@@ -2320,7 +2376,7 @@ func file_gfs_proto_rawDescGZIP() []byte {
 }
 
 var file_gfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gfs_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_gfs_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_gfs_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: gfs.control.v1.ErrorCode
 	(*ErrorDetail)(nil),              // 1: gfs.control.v1.ErrorDetail
@@ -2356,8 +2412,9 @@ var file_gfs_proto_goTypes = []any{
 	(*SetVersionResponse)(nil),       // 31: gfs.control.v1.SetVersionResponse
 	(*GrantLeaseRequest)(nil),        // 32: gfs.control.v1.GrantLeaseRequest
 	(*GrantLeaseResponse)(nil),       // 33: gfs.control.v1.GrantLeaseResponse
-	(*RevokeLeaseRequest)(nil),       // 34: gfs.control.v1.RevokeLeaseRequest
-	(*RevokeLeaseResponse)(nil),      // 35: gfs.control.v1.RevokeLeaseResponse
+	(*CopyChunkResponse)(nil),        // 34: gfs.control.v1.CopyChunkResponse
+	(*RevokeLeaseRequest)(nil),       // 35: gfs.control.v1.RevokeLeaseRequest
+	(*RevokeLeaseResponse)(nil),      // 36: gfs.control.v1.RevokeLeaseResponse
 }
 var file_gfs_proto_depIdxs = []int32{
 	0,  // 0: gfs.control.v1.ErrorDetail.code:type_name -> gfs.control.v1.ErrorCode
@@ -2384,23 +2441,25 @@ var file_gfs_proto_depIdxs = []int32{
 	28, // 21: gfs.control.v1.Chunkserver.CreateChunk:input_type -> gfs.control.v1.CreateChunkRequest
 	30, // 22: gfs.control.v1.Chunkserver.SetVersion:input_type -> gfs.control.v1.SetVersionRequest
 	32, // 23: gfs.control.v1.Chunkserver.GrantLease:input_type -> gfs.control.v1.GrantLeaseRequest
-	34, // 24: gfs.control.v1.Chunkserver.RevokeLease:input_type -> gfs.control.v1.RevokeLeaseRequest
-	5,  // 25: gfs.control.v1.Master.Create:output_type -> gfs.control.v1.CreateResponse
-	7,  // 26: gfs.control.v1.Master.Mkdir:output_type -> gfs.control.v1.MkdirResponse
-	9,  // 27: gfs.control.v1.Master.Delete:output_type -> gfs.control.v1.DeleteResponse
-	11, // 28: gfs.control.v1.Master.Rename:output_type -> gfs.control.v1.RenameResponse
-	13, // 29: gfs.control.v1.Master.List:output_type -> gfs.control.v1.ListResponse
-	15, // 30: gfs.control.v1.Master.Stat:output_type -> gfs.control.v1.StatResponse
-	17, // 31: gfs.control.v1.Master.Lookup:output_type -> gfs.control.v1.LookupResponse
-	19, // 32: gfs.control.v1.Master.ReportBadReplica:output_type -> gfs.control.v1.ReportBadReplicaResponse
-	22, // 33: gfs.control.v1.Master.Register:output_type -> gfs.control.v1.RegisterResponse
-	27, // 34: gfs.control.v1.Master.Heartbeat:output_type -> gfs.control.v1.HeartbeatResponse
-	29, // 35: gfs.control.v1.Chunkserver.CreateChunk:output_type -> gfs.control.v1.CreateChunkResponse
-	31, // 36: gfs.control.v1.Chunkserver.SetVersion:output_type -> gfs.control.v1.SetVersionResponse
-	33, // 37: gfs.control.v1.Chunkserver.GrantLease:output_type -> gfs.control.v1.GrantLeaseResponse
-	35, // 38: gfs.control.v1.Chunkserver.RevokeLease:output_type -> gfs.control.v1.RevokeLeaseResponse
-	25, // [25:39] is the sub-list for method output_type
-	11, // [11:25] is the sub-list for method input_type
+	35, // 24: gfs.control.v1.Chunkserver.RevokeLease:input_type -> gfs.control.v1.RevokeLeaseRequest
+	26, // 25: gfs.control.v1.Chunkserver.CopyChunk:input_type -> gfs.control.v1.CopyCommand
+	5,  // 26: gfs.control.v1.Master.Create:output_type -> gfs.control.v1.CreateResponse
+	7,  // 27: gfs.control.v1.Master.Mkdir:output_type -> gfs.control.v1.MkdirResponse
+	9,  // 28: gfs.control.v1.Master.Delete:output_type -> gfs.control.v1.DeleteResponse
+	11, // 29: gfs.control.v1.Master.Rename:output_type -> gfs.control.v1.RenameResponse
+	13, // 30: gfs.control.v1.Master.List:output_type -> gfs.control.v1.ListResponse
+	15, // 31: gfs.control.v1.Master.Stat:output_type -> gfs.control.v1.StatResponse
+	17, // 32: gfs.control.v1.Master.Lookup:output_type -> gfs.control.v1.LookupResponse
+	19, // 33: gfs.control.v1.Master.ReportBadReplica:output_type -> gfs.control.v1.ReportBadReplicaResponse
+	22, // 34: gfs.control.v1.Master.Register:output_type -> gfs.control.v1.RegisterResponse
+	27, // 35: gfs.control.v1.Master.Heartbeat:output_type -> gfs.control.v1.HeartbeatResponse
+	29, // 36: gfs.control.v1.Chunkserver.CreateChunk:output_type -> gfs.control.v1.CreateChunkResponse
+	31, // 37: gfs.control.v1.Chunkserver.SetVersion:output_type -> gfs.control.v1.SetVersionResponse
+	33, // 38: gfs.control.v1.Chunkserver.GrantLease:output_type -> gfs.control.v1.GrantLeaseResponse
+	36, // 39: gfs.control.v1.Chunkserver.RevokeLease:output_type -> gfs.control.v1.RevokeLeaseResponse
+	34, // 40: gfs.control.v1.Chunkserver.CopyChunk:output_type -> gfs.control.v1.CopyChunkResponse
+	26, // [26:41] is the sub-list for method output_type
+	11, // [11:26] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -2417,7 +2476,7 @@ func file_gfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gfs_proto_rawDesc), len(file_gfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -500,6 +500,7 @@ const (
 	Chunkserver_SetVersion_FullMethodName  = "/gfs.control.v1.Chunkserver/SetVersion"
 	Chunkserver_GrantLease_FullMethodName  = "/gfs.control.v1.Chunkserver/GrantLease"
 	Chunkserver_RevokeLease_FullMethodName = "/gfs.control.v1.Chunkserver/RevokeLease"
+	Chunkserver_CopyChunk_FullMethodName   = "/gfs.control.v1.Chunkserver/CopyChunk"
 )
 
 // ChunkserverClient is the client API for Chunkserver service.
@@ -526,6 +527,12 @@ type ChunkserverClient interface {
 	// RevokeLease drops a lease early (the master then still waits out the
 	// original expiry before granting another primary).
 	RevokeLease(ctx context.Context, in *RevokeLeaseRequest, opts ...grpc.CallOption) (*RevokeLeaseResponse, error)
+	// CopyChunk copies a chunk from a good replica now, with verified reads,
+	// and answers once the copy is complete and synced at the given version
+	// (TRY_AGAIN while another copy of the chunk runs here). The master uses
+	// it to replace a lost replica after a version bump and before the lease
+	// that follows, while the chunk cannot change.
+	CopyChunk(ctx context.Context, in *CopyCommand, opts ...grpc.CallOption) (*CopyChunkResponse, error)
 }
 
 type chunkserverClient struct {
@@ -576,6 +583,16 @@ func (c *chunkserverClient) RevokeLease(ctx context.Context, in *RevokeLeaseRequ
 	return out, nil
 }
 
+func (c *chunkserverClient) CopyChunk(ctx context.Context, in *CopyCommand, opts ...grpc.CallOption) (*CopyChunkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CopyChunkResponse)
+	err := c.cc.Invoke(ctx, Chunkserver_CopyChunk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChunkserverServer is the server API for Chunkserver service.
 // All implementations must embed UnimplementedChunkserverServer
 // for forward compatibility.
@@ -600,6 +617,12 @@ type ChunkserverServer interface {
 	// RevokeLease drops a lease early (the master then still waits out the
 	// original expiry before granting another primary).
 	RevokeLease(context.Context, *RevokeLeaseRequest) (*RevokeLeaseResponse, error)
+	// CopyChunk copies a chunk from a good replica now, with verified reads,
+	// and answers once the copy is complete and synced at the given version
+	// (TRY_AGAIN while another copy of the chunk runs here). The master uses
+	// it to replace a lost replica after a version bump and before the lease
+	// that follows, while the chunk cannot change.
+	CopyChunk(context.Context, *CopyCommand) (*CopyChunkResponse, error)
 	mustEmbedUnimplementedChunkserverServer()
 }
 
@@ -621,6 +644,9 @@ func (UnimplementedChunkserverServer) GrantLease(context.Context, *GrantLeaseReq
 }
 func (UnimplementedChunkserverServer) RevokeLease(context.Context, *RevokeLeaseRequest) (*RevokeLeaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeLease not implemented")
+}
+func (UnimplementedChunkserverServer) CopyChunk(context.Context, *CopyCommand) (*CopyChunkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CopyChunk not implemented")
 }
 func (UnimplementedChunkserverServer) mustEmbedUnimplementedChunkserverServer() {}
 func (UnimplementedChunkserverServer) testEmbeddedByValue()                     {}
@@ -715,6 +741,24 @@ func _Chunkserver_RevokeLease_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Chunkserver_CopyChunk_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CopyCommand)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkserverServer).CopyChunk(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chunkserver_CopyChunk_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkserverServer).CopyChunk(ctx, req.(*CopyCommand))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Chunkserver_ServiceDesc is the grpc.ServiceDesc for Chunkserver service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -737,6 +781,10 @@ var Chunkserver_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeLease",
 			Handler:    _Chunkserver_RevokeLease_Handler,
+		},
+		{
+			MethodName: "CopyChunk",
+			Handler:    _Chunkserver_CopyChunk_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

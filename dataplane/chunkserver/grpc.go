@@ -102,6 +102,28 @@ func (g *grpcService) GrantLease(ctx context.Context, req *controlpb.GrantLeaseR
 	return &controlpb.GrantLeaseResponse{}, nil
 }
 
+// CopyChunk copies a chunk from a good replica now and answers once the
+// copy is complete and synced: the master adds a replica this way after a
+// version bump and before the lease that follows.
+func (g *grpcService) CopyChunk(ctx context.Context, req *controlpb.CopyCommand) (*controlpb.CopyChunkResponse, error) {
+	h := req.GetHandle()
+	if h == 0 || req.GetSource() == "" || len(req.GetSource()) > wire.MaxAddr {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT, "copy chunk %x from %q: bad handle or source", h, req.GetSource())
+	}
+	if !g.s.copying.begin(h) {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN, "copy chunk %x: a copy of it is running here", h)
+	}
+	defer g.s.copying.end(h)
+	if err := g.s.copyChunk(ctx, req); err != nil {
+		return nil, control.Errorf(storeCode(err), "copy chunk %x from %s: %v", h, req.GetSource(), err)
+	}
+	info, err := g.s.store.Info(store.Handle(h))
+	if err != nil {
+		return nil, control.Errorf(storeCode(err), "copy chunk %x: %v", h, err)
+	}
+	return &controlpb.CopyChunkResponse{Version: uint64(info.Version), Length: info.Length}, nil
+}
+
 // RevokeLease drops the lease now; mutations are refused from here on.
 func (g *grpcService) RevokeLease(ctx context.Context, req *controlpb.RevokeLeaseRequest) (*controlpb.RevokeLeaseResponse, error) {
 	g.s.leases.revoke(store.Handle(req.GetHandle()))

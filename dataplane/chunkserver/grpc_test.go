@@ -1,14 +1,17 @@
 package chunkserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/dataplane/dataclient"
+	"github.com/gfs-go/gfs/dataplane/store"
 )
 
 func setVersion(h, from, to uint64) *controlpb.SetVersionRequest {
@@ -85,5 +88,53 @@ func TestLeaseExpires(t *testing.T) {
 	dc := newClient(t)
 	if err := dc.Write(ctx, []string{s.Addr()}, s.Addr(), 9, 1, 0, []byte("late"), false); !errors.Is(err, dataclient.ErrNotPrimary) {
 		t.Fatalf("write after the lease expired: %v", err)
+	}
+}
+
+// TestCopyChunkRPC: CopyChunk copies a chunk from a replica at the given
+// version and answers with the copy's version and length once it is
+// complete; bad arguments and a source without that version change nothing
+// here.
+func TestCopyChunkRPC(t *testing.T) {
+	noLeaks(t)
+	src, dst := startServer(t, nil), startServer(t, nil)
+	rs := newChunk(t, []string{src.Addr()}, 0x50, 0)
+	dc := newClient(t)
+	ctx := context.Background()
+	data := randBytes(rand.New(rand.NewPCG(1, 2)), 300_001)
+	if err := dc.Write(ctx, []string{src.Addr()}, src.Addr(), rs.handle, 1, 0, data, false); err != nil {
+		t.Fatal(err)
+	}
+	c := dialCtl(t, dst.Addr())
+	for _, bad := range []*controlpb.CopyCommand{
+		{Handle: 0, Version: 1, Source: src.Addr()},
+		{Handle: rs.handle, Version: 1, Source: ""},
+		{Handle: rs.handle, Version: 2, Source: src.Addr()}, // the source is at 1
+	} {
+		if _, err := c.CopyChunk(ctx, bad); err == nil {
+			t.Fatalf("CopyChunk(%v) succeeded", bad)
+		}
+		if _, err := dst.store.Info(store.Handle(rs.handle)); err == nil {
+			t.Fatalf("CopyChunk(%v) left a chunk behind", bad)
+		}
+	}
+	resp, err := c.CopyChunk(ctx, &controlpb.CopyCommand{Handle: rs.handle, Version: 1, Source: src.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetVersion() != 1 || resp.GetLength() != int64(len(data)) {
+		t.Fatalf("copy answered %+v", resp)
+	}
+	if got := readAll(t, dc, dst.Addr(), rs.handle); !bytes.Equal(got, data) {
+		t.Fatal("copy differs from the source")
+	}
+	// One copy of a chunk at a time.
+	if !dst.copying.begin(rs.handle) {
+		t.Fatal("copy guard still held")
+	}
+	_, err = c.CopyChunk(ctx, &controlpb.CopyCommand{Handle: rs.handle, Version: 1, Source: src.Addr()})
+	dst.copying.end(rs.handle)
+	if control.Code(err) != controlpb.ErrorCode_ERROR_CODE_TRY_AGAIN {
+		t.Fatalf("copy while another runs: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -32,9 +33,6 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 	defer cc.Close()
 	mc := controlpb.NewMasterClient(cc)
 	copies := make(chan struct{}, maxConcurrentCopies)
-	inFlight := make(map[uint64]bool) // copies running; only this goroutine and finished-callbacks touch it under copyMu
-	var copyMu = make(chan struct{}, 1)
-	copyMu <- struct{}{}
 
 	interval := s.opts.HeartbeatInterval
 	registered := false
@@ -67,7 +65,7 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 				if resp.GetReregister() {
 					registered = false
 				}
-				s.execute(ctx, resp, copies, inFlight, copyMu)
+				s.execute(ctx, resp, copies)
 			}
 		}
 		select {
@@ -156,25 +154,46 @@ func (s *Server) heartbeat(ctx context.Context, mc controlpb.MasterClient) (*con
 	return resp, nil
 }
 
+// copyGuard lets one copy of a chunk run at a time.
+type copyGuard struct {
+	mu      sync.Mutex
+	running map[uint64]bool // guarded by mu
+}
+
+// begin claims chunk h for a copy; false if one is running.
+func (g *copyGuard) begin(h uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.running[h] {
+		return false
+	}
+	if g.running == nil {
+		g.running = make(map[uint64]bool)
+	}
+	g.running[h] = true
+	return true
+}
+
+func (g *copyGuard) end(h uint64) {
+	g.mu.Lock()
+	delete(g.running, h)
+	g.mu.Unlock()
+}
+
 // execute carries out a heartbeat reply's commands: deletions now, copies
 // in the background (bounded, one per chunk, waited for by Close).
-func (s *Server) execute(ctx context.Context, resp *controlpb.HeartbeatResponse, copies chan struct{}, inFlight map[uint64]bool, copyMu chan struct{}) {
+func (s *Server) execute(ctx context.Context, resp *controlpb.HeartbeatResponse, copies chan struct{}) {
 	for _, h := range resp.GetDelete() {
 		s.deleteChunk(store.Handle(h))
 	}
 	for _, cmd := range resp.GetCopy() {
-		<-copyMu
-		busy := inFlight[cmd.GetHandle()]
-		if !busy {
-			inFlight[cmd.GetHandle()] = true
-		}
-		copyMu <- struct{}{}
-		if busy {
+		if !s.copying.begin(cmd.GetHandle()) {
 			continue
 		}
 		select {
 		case copies <- struct{}{}:
 		case <-ctx.Done():
+			s.copying.end(cmd.GetHandle())
 			return
 		}
 		s.wg.Add(1)
@@ -182,9 +201,7 @@ func (s *Server) execute(ctx context.Context, resp *controlpb.HeartbeatResponse,
 			defer s.wg.Done()
 			defer func() {
 				<-copies
-				<-copyMu
-				delete(inFlight, cmd.GetHandle())
-				copyMu <- struct{}{}
+				s.copying.end(cmd.GetHandle())
 			}()
 			if err := s.copyChunk(ctx, cmd); err != nil {
 				s.log.Warn("re-replication copy failed", "chunk", cmd.GetHandle(), "source", cmd.GetSource(), "err", err)

@@ -114,6 +114,7 @@ type Server struct {
 	dc          *dataclient.Client // copies from other replicas
 	seqs        seqTable
 	tracker     changeTracker
+	copying     copyGuard // chunks being copied here (heartbeat commands and CopyChunk)
 
 	activeMutations atomic.Int32
 	hbKick          chan struct{} // buffered(1): send a heartbeat now
