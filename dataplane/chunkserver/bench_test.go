@@ -390,7 +390,11 @@ func BenchmarkRawRelay(b *testing.B) {
 func BenchmarkAppend16(b *testing.B) {
 	const clients = 16
 	const record = 4 << 10
-	servers := []*Server{startBenchServer(b, nil), startBenchServer(b, nil), startBenchServer(b, nil)}
+	var rounds, muts atomic.Int64
+	countRounds := func(o *Options) {
+		o.testRoundHook = func(_ store.Handle, n int) { rounds.Add(1); muts.Add(int64(n)) }
+	}
+	servers := []*Server{startBenchServer(b, countRounds), startBenchServer(b, nil), startBenchServer(b, nil)}
 	addrs := addrsOf(servers)
 	nChunks := b.N*record/(benchChunkSize*9/10) + 2
 	benchChunks(b, servers, 1, nChunks)
@@ -442,6 +446,9 @@ func BenchmarkAppend16(b *testing.B) {
 	}
 	slices.Sort(all)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+	if r := rounds.Load(); r > 0 {
+		b.ReportMetric(float64(muts.Load())/float64(r), "appends/round")
+	}
 	if len(all) > 0 {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	}
