@@ -22,6 +22,10 @@ const defaultSendMode = SendCopy
 // offset is passed explicitly so concurrent readers of one file do not
 // race on its position) or, in SendCopy mode, with pread+write.
 func (c *dataConn) sendFile(f *os.File, off, n int64) error {
+	// Ask for the whole range at once: pages not cached are read with
+	// large requests while the first ones go out, instead of one
+	// readahead window after the other as the send reaches them.
+	_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_WILLNEED)
 	tc, ok := c.nc.(*net.TCPConn)
 	if SendMode(c.s.sendMode.Load()) == SendCopy || !ok {
 		return c.copyFile(f, off, n)
