@@ -628,10 +628,16 @@ func (m *Master) grant(ctx context.Context, h uint64, id serverID, members []ser
 		}
 	}
 	m.mu.RUnlock()
+	// Only the primary may send apply rounds (a client's write capability
+	// does not allow them).
+	applyCap, err := m.keys.Issue(nil, h, capability.OpApply, 0)
+	if err != nil {
+		return status.Errorf(codes.Internal, "grant lease of chunk %x: capability: %v", h, err)
+	}
 	cs, err := m.chunkserver(addr)
 	if err == nil {
 		rctx, cancel := m.rpcContext(ctx)
-		_, err = cs.GrantLease(rctx, &controlpb.GrantLeaseRequest{Handle: h, Version: ver, LeaseMs: m.opts.LeaseTTL.Milliseconds(), Secondaries: secondaries})
+		_, err = cs.GrantLease(rctx, &controlpb.GrantLeaseRequest{Handle: h, Version: ver, LeaseMs: m.opts.LeaseTTL.Milliseconds(), Secondaries: secondaries, ApplyCapability: applyCap})
 		cancel()
 	}
 	now := m.clock.Now()

@@ -46,5 +46,8 @@
 //   - Re-replication [4.3]: chunks below target, fewest replicas first,
 //     bounded copies in flight per chunkserver; chunks under a lease are not
 //     copied (their data may be changing), nor during the first DeadAfter
-//     after start (servers still registering).
+//     after start (servers still registering). A chunk below target when a
+//     lease is about to be granted is copied right after the bump, before
+//     the grant, while it cannot change (CopyChunk), and the copy joins the
+//     lease: chunks under steady writes get back to target too.
 package master

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/capability"
 )
 
 // TestRefusedBumpKeepsReplicas: when no replica takes a version bump (all
@@ -253,9 +254,13 @@ func (e *env) checkLease(loc *controlpb.ChunkLocation) {
 	}
 	slices.Sort(want)
 	p.mu.Lock()
-	got := p.leaseSecondaries[loc.Handle]
+	got, applyCap := p.leaseSecondaries[loc.Handle], p.applyCaps[loc.Handle]
 	p.mu.Unlock()
 	if !slices.Equal(got, want) {
 		e.t.Fatalf("lease on chunk %x names secondaries %v, replicas are %v", loc.Handle, got, loc.Replicas)
+	}
+	// Only the primary gets the capability to send apply rounds.
+	if c, err := capability.Decode(applyCap); err != nil || c.Handle != loc.Handle || c.Ops != capability.OpApply {
+		e.t.Fatalf("lease on chunk %x came with apply capability %v, %v", loc.Handle, c, err)
 	}
 }

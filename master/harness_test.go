@@ -216,8 +216,9 @@ type fakeCS struct {
 	refuseVersion bool
 	// leaseSecondaries: the secondaries of the last lease granted here.
 	leaseSecondaries map[uint64][]string
-	failCopy         bool     // CopyChunk fails
-	copiedSync       []uint64 // chunks copied by CopyChunk
+	applyCaps        map[uint64][]byte // the apply capability of the last lease granted here
+	failCopy         bool              // CopyChunk fails
+	copiedSync       []uint64          // chunks copied by CopyChunk
 	// loseGrantAnswer: accept GrantLease, then answer with an error (the
 	// answer was lost).
 	loseGrantAnswer bool
@@ -248,7 +249,7 @@ func (e *env) addCS(rack string) *fakeCS {
 		e: e, addr: lis.Addr().String(), rack: rack, lis: lis, mc: e.mc, clock: e.clock,
 		chunks: map[uint64]*fakeChunk{}, changed: map[uint64]bool{}, removed: map[uint64]bool{},
 		extend: map[uint64]bool{}, capacity: 1 << 40, free: 1 << 40, done: make(chan error, 1),
-		lastExtended: map[uint64]int64{}, leaseSecondaries: map[uint64][]string{},
+		lastExtended: map[uint64]int64{}, leaseSecondaries: map[uint64][]string{}, applyCaps: map[uint64][]byte{},
 	}
 	cs.srv = grpc.NewServer(control.NewServerOptions(control.ServerOptions{})...)
 	controlpb.RegisterChunkserverServer(cs.srv, cs)
@@ -317,6 +318,7 @@ func (cs *fakeCS) GrantLease(ctx context.Context, req *controlpb.GrantLeaseReque
 	}
 	cs.mu.Lock()
 	cs.leaseSecondaries[req.Handle] = slices.Sorted(slices.Values(req.Secondaries))
+	cs.applyCaps[req.Handle] = req.ApplyCapability
 	cs.mu.Unlock()
 	now := cs.clock.Now()
 	cs.e.grants.add(grantRec{handle: req.Handle, server: cs.addr, version: req.Version, from: now, to: now.Add(time.Duration(req.LeaseMs) * time.Millisecond)})

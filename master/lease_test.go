@@ -7,6 +7,7 @@ import (
 
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/capability"
 )
 
 func isCode(err error, c controlpb.ErrorCode) bool { return control.Code(err) == c }
@@ -91,6 +92,11 @@ func TestNoSecondPrimary(t *testing.T) {
 		resp := prim.hb()
 		if len(resp.Extensions) != 1 || resp.Extensions[0].Handle != loc.Handle {
 			t.Fatalf("extension %d refused: %+v", i, resp)
+		}
+		// A fresh apply capability comes with every extension (they
+		// expire like any capability).
+		if c, err := capability.Decode(resp.Extensions[0].ApplyCapability); err != nil || c.Handle != loc.Handle || c.Ops != capability.OpApply {
+			t.Fatalf("extension %d: apply capability %v, %v", i, c, err)
 		}
 		e.hbAll()
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/control/tlsconfig"
 	"github.com/gfs-go/gfs/dataplane/capability"
+	"github.com/gfs-go/gfs/internal/connlimit"
 	"github.com/gfs-go/gfs/master/oplog"
 )
 
@@ -205,7 +206,7 @@ func (m *Master) Serve(lis net.Listener) error {
 		return ErrClosed
 	default:
 	}
-	err := m.srv.Serve(lis)
+	err := m.srv.Serve(connlimit.Wrap(lis, m.opts.MaxConnsPerHost, m.log))
 	if errors.Is(err, grpc.ErrServerStopped) {
 		return nil
 	}

@@ -76,6 +76,10 @@ type Options struct {
 	// KeyRotateEvery is how long a capability key signs before the next
 	// takes over; 0 = 10 min.
 	KeyRotateEvery time.Duration
+	// MaxConnsPerHost caps the open connections from one remote host;
+	// 0 = connlimit.DefaultPerHost (4096), negative = no cap. Connections
+	// over it are closed at once, with a logged reason.
+	MaxConnsPerHost int
 	// Clock is the time source; nil = real time.
 	Clock Clock
 	// Logger receives structured logs; nil = discard.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gfs-go/gfs/control/controlpb"
+	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/master/oplog"
 )
 
@@ -180,9 +181,14 @@ func (m *Master) extendLocked(s *server, h uint64, now time.Time) *controlpb.Lea
 		!c.hasReplica(s.id) || m.granting[h] != nil || (h < m.graceCeiling && now.Before(m.graceUntil)) {
 		return nil
 	}
+	applyCap, err := m.keys.Issue(nil, h, capability.OpApply, 0)
+	if err != nil {
+		m.log.Error("lease extension: capability", "chunk", h, "err", err)
+		return nil
+	}
 	l.expiry = now.Add(m.opts.LeaseTTL)
 	l.confirmed = true
-	return &controlpb.LeaseExtension{Handle: h, Version: c.version, LeaseMs: m.opts.LeaseTTL.Milliseconds()}
+	return &controlpb.LeaseExtension{Handle: h, Version: c.version, LeaseMs: m.opts.LeaseTTL.Milliseconds(), ApplyCapability: applyCap}
 }
 
 // fullReportLocked takes a report of everything s holds: each chunk is

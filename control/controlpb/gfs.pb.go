@@ -1532,12 +1532,13 @@ func (x *HeartbeatRequest) GetFullReport() bool {
 }
 
 type LeaseExtension struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	LeaseMs       int64                  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"` // counted from when the chunkserver sent the heartbeat
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Handle          uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Version         uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	LeaseMs         int64                  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`                        // counted from when the chunkserver sent the heartbeat
+	ApplyCapability []byte                 `protobuf:"bytes,4,opt,name=apply_capability,json=applyCapability,proto3" json:"apply_capability,omitempty"` // a fresh apply capability (see GrantLeaseRequest)
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LeaseExtension) Reset() {
@@ -1589,6 +1590,13 @@ func (x *LeaseExtension) GetLeaseMs() int64 {
 		return x.LeaseMs
 	}
 	return 0
+}
+
+func (x *LeaseExtension) GetApplyCapability() []byte {
+	if x != nil {
+		return x.ApplyCapability
+	}
+	return nil
 }
 
 type CopyCommand struct {
@@ -1946,9 +1954,13 @@ type GrantLeaseRequest struct {
 	// it, so a replica reporting the current version holds every mutation
 	// acknowledged at it. When one is lost the master bumps the version on
 	// the rest and grants again.
-	Secondaries   []string `protobuf:"bytes,4,rep,name=secondaries,proto3" json:"secondaries,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Secondaries []string `protobuf:"bytes,4,rep,name=secondaries,proto3" json:"secondaries,omitempty"`
+	// A capability for this chunk allowing apply rounds (capability.OpApply),
+	// which only primaries get: the primary shows it to its secondaries, so
+	// a client holding a write capability cannot send rounds itself.
+	ApplyCapability []byte `protobuf:"bytes,5,opt,name=apply_capability,json=applyCapability,proto3" json:"apply_capability,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GrantLeaseRequest) Reset() {
@@ -2005,6 +2017,13 @@ func (x *GrantLeaseRequest) GetLeaseMs() int64 {
 func (x *GrantLeaseRequest) GetSecondaries() []string {
 	if x != nil {
 		return x.Secondaries
+	}
+	return nil
+}
+
+func (x *GrantLeaseRequest) GetApplyCapability() []byte {
+	if x != nil {
+		return x.ApplyCapability
 	}
 	return nil
 }
@@ -2282,11 +2301,12 @@ const file_gfs_proto_rawDesc = "" +
 	"\aremoved\x18\x06 \x03(\x04R\aremoved\x12)\n" +
 	"\x10lease_extensions\x18\a \x03(\x04R\x0fleaseExtensions\x12\x1f\n" +
 	"\vfull_report\x18\b \x01(\bR\n" +
-	"fullReport\"]\n" +
+	"fullReport\"\x88\x01\n" +
 	"\x0eLeaseExtension\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x19\n" +
-	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\"w\n" +
+	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12)\n" +
+	"\x10apply_capability\x18\x04 \x01(\fR\x0fapplyCapability\"w\n" +
 	"\vCopyCommand\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -2314,12 +2334,13 @@ const file_gfs_proto_rawDesc = "" +
 	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\",\n" +
 	"\x12SetVersionResponse\x12\x16\n" +
-	"\x06length\x18\x01 \x01(\x03R\x06length\"\x82\x01\n" +
+	"\x06length\x18\x01 \x01(\x03R\x06length\"\xad\x01\n" +
 	"\x11GrantLeaseRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x19\n" +
 	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12 \n" +
-	"\vsecondaries\x18\x04 \x03(\tR\vsecondaries\"\x14\n" +
+	"\vsecondaries\x18\x04 \x03(\tR\vsecondaries\x12)\n" +
+	"\x10apply_capability\x18\x05 \x01(\fR\x0fapplyCapability\"\x14\n" +
 	"\x12GrantLeaseResponse\"E\n" +
 	"\x11CopyChunkResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +

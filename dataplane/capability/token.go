@@ -21,9 +21,13 @@ const (
 	OpAppend
 	// OpCopy allows a chunkserver to copy the whole chunk (re-replication).
 	OpCopy
+	// OpApply allows a primary to send its secondaries apply rounds of the
+	// chunk's mutations. The master gives it only to primaries (in
+	// GrantLease and lease extensions), never to clients.
+	OpApply
 
 	// opAll is every defined operation.
-	opAll = OpRead | OpWrite | OpAppend | OpCopy
+	opAll = OpRead | OpWrite | OpAppend | OpCopy | OpApply
 )
 
 // String lists the operations ("read|append"), "none" for the empty set.
@@ -35,7 +39,7 @@ func (o Op) String() string {
 	for _, x := range []struct {
 		op   Op
 		name string
-	}{{OpRead, "read"}, {OpWrite, "write"}, {OpAppend, "append"}, {OpCopy, "copy"}} {
+	}{{OpRead, "read"}, {OpWrite, "write"}, {OpAppend, "append"}, {OpCopy, "copy"}, {OpApply, "apply"}} {
 		if o&x.op != 0 {
 			parts = append(parts, x.name)
 		}

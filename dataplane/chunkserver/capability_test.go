@@ -11,6 +11,7 @@ import (
 
 	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/dataclient"
+	"github.com/gfs-go/gfs/dataplane/wire"
 )
 
 // capClock is a settable clock shared by the keyring and the servers'
@@ -56,8 +57,21 @@ func newCapCluster(t *testing.T) *capCluster {
 	cc.syncKeys(t)
 	cc.a = newChunk(t, addrsOf(cc.servers), 7, 0)
 	cc.b = newChunk(t, addrsOf(cc.servers), 8, 0)
+	cc.grantApply(t, cc.a)
+	cc.grantApply(t, cc.b)
 	cc.dc = newClient(t)
 	return cc
+}
+
+// grantApply grants rs's lease again with an apply capability, as the
+// master does (and as its lease extensions do, with a fresh one).
+func (cc *capCluster) grantApply(t *testing.T, rs *replicaSet) {
+	t.Helper()
+	req := grantLease(rs.handle, rs.version, 60000, rs.secondaries()...)
+	req.ApplyCapability = cc.token(t, rs.handle, capability.OpApply)
+	if _, err := rs.ctls[rs.primary].GrantLease(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // syncKeys is a heartbeat: every server gets the keyring's current keys.
@@ -209,6 +223,9 @@ func TestCapabilityRotation(t *testing.T) {
 		}
 		if cc.clk.now().Sub(issued) >= 30*time.Second {
 			tok, issued = cc.token(t, 7, rwa), cc.clk.now()
+			// The primary's lease extension brings a fresh apply
+			// capability as well.
+			cc.servers[0].leases.extend(7, 1, cc.token(t, 7, capability.OpApply), time.Now(), time.Minute, 0)
 		}
 		rec := []byte{byte(step)}
 		if _, err := cc.dc.Append(withTok(tok), cc.a.addrs, cc.a.primaryAddr(), 7, 1, rec, false); err != nil {
@@ -272,5 +289,30 @@ func BenchmarkCapabilityRead(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestApplyNeedsApplyCapability: a secondary takes apply rounds only with
+// the master's apply capability for the chunk, which only primaries get: a
+// client's write and append capability does not let anyone send rounds
+// straight to a secondary (naming the primary) and make it diverge.
+func TestApplyNeedsApplyCapability(t *testing.T) {
+	noLeaks(t)
+	cc := newCapCluster(t)
+	forger, victim := cc.servers[2], cc.servers[1]
+	ops := []applyOp{{kind: wire.ApplyInline, off: 0, data: []byte("forged")}}
+	var r peerReply
+	if err := forger.sendApply(victim.Addr(), 7, 1, 1000, ops, false, cc.token(t, 7, rwa), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.status != wire.StatusDenied {
+		t.Fatalf("round with a write capability: status %v, want denied", r.status)
+	}
+	if n, err := cc.dc.Length(withTok(cc.token(t, 7, rwa)), victim.Addr(), 7, 1); err != nil || n != 0 {
+		t.Fatalf("victim's chunk after a refused round: length %d, %v", n, err)
+	}
+	// The apply capability is what the secondary wants.
+	if err := forger.sendApply(victim.Addr(), 7, 1, 1000, ops, false, cc.token(t, 7, capability.OpApply), &r); err != nil || r.status != wire.StatusOK {
+		t.Fatalf("round with an apply capability: %v, status %v", err, r.status)
 	}
 }

@@ -94,10 +94,10 @@ func (g *grpcService) GrantLease(ctx context.Context, req *controlpb.GrantLeaseR
 		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION,
 			"grant lease on chunk %x at version %d: replica at version %d", req.GetHandle(), req.GetVersion(), info.Version)
 	}
-	if len(req.GetSecondaries()) >= wire.MaxChain {
-		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT, "grant lease on chunk %x: %d secondaries", req.GetHandle(), len(req.GetSecondaries()))
+	if len(req.GetSecondaries()) >= wire.MaxChain || len(req.GetApplyCapability()) > wire.MaxCapability {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_BAD_ARGUMENT, "grant lease on chunk %x: %d secondaries, apply capability of %d bytes", req.GetHandle(), len(req.GetSecondaries()), len(req.GetApplyCapability()))
 	}
-	g.s.leases.grant(h, req.GetVersion(), req.GetSecondaries(), received, time.Duration(req.GetLeaseMs())*time.Millisecond, g.s.leaseMargin)
+	g.s.leases.grant(h, req.GetVersion(), req.GetSecondaries(), req.GetApplyCapability(), received, time.Duration(req.GetLeaseMs())*time.Millisecond, g.s.leaseMargin)
 	g.s.log.Debug("lease granted", "chunk", req.GetHandle(), "version", req.GetVersion(), "lease_ms", req.GetLeaseMs())
 	return &controlpb.GrantLeaseResponse{}, nil
 }

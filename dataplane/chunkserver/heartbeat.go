@@ -146,7 +146,7 @@ func (s *Server) heartbeat(ctx context.Context, mc controlpb.MasterClient) (*con
 	}
 	s.setKeys(resp.GetCapabilityKeys())
 	for _, ext := range resp.GetExtensions() {
-		s.leases.extend(store.Handle(ext.GetHandle()), ext.GetVersion(), sent, time.Duration(ext.GetLeaseMs())*time.Millisecond, s.leaseMargin)
+		s.leases.extend(store.Handle(ext.GetHandle()), ext.GetVersion(), ext.GetApplyCapability(), sent, time.Duration(ext.GetLeaseMs())*time.Millisecond, s.leaseMargin)
 	}
 	for _, h := range resp.GetRevoked() {
 		s.leases.revoke(store.Handle(h))

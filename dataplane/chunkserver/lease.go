@@ -13,6 +13,7 @@ type lease struct {
 	version     uint64
 	expiry      time.Time // by this server's monotonic clock, margin already subtracted
 	secondaries []string  // the other replicas at version, sorted (GrantLease)
+	applyCap    []byte    // the master's apply capability, shown to the secondaries
 }
 
 // sameReplicas reports whether chain names exactly the lease's secondaries,
@@ -73,18 +74,18 @@ func effective(d, margin time.Duration) time.Duration {
 
 // grant records a lease counted from start, with the other replicas of the
 // chunk at version.
-func (t *leaseTable) grant(h store.Handle, version uint64, secondaries []string, start time.Time, d, margin time.Duration) {
+func (t *leaseTable) grant(h store.Handle, version uint64, secondaries []string, applyCap []byte, start time.Time, d, margin time.Duration) {
 	secs := slices.Clone(secondaries)
 	slices.Sort(secs)
 	t.mu.Lock()
-	t.m[h] = lease{version: version, expiry: start.Add(effective(d, margin)), secondaries: secs}
+	t.m[h] = lease{version: version, expiry: start.Add(effective(d, margin)), secondaries: secs, applyCap: slices.Clone(applyCap)}
 	delete(t.tainted, h)
 	t.mu.Unlock()
 }
 
 // extend moves a held lease's expiry later (never earlier) if it is still
-// at version.
-func (t *leaseTable) extend(h store.Handle, version uint64, start time.Time, d, margin time.Duration) {
+// at version, and takes a fresh apply capability when one came with it.
+func (t *leaseTable) extend(h store.Handle, version uint64, applyCap []byte, start time.Time, d, margin time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l, ok := t.m[h]
@@ -93,8 +94,11 @@ func (t *leaseTable) extend(h store.Handle, version uint64, start time.Time, d, 
 	}
 	if exp := start.Add(effective(d, margin)); exp.After(l.expiry) {
 		l.expiry = exp
-		t.m[h] = l
 	}
+	if len(applyCap) > 0 {
+		l.applyCap = slices.Clone(applyCap)
+	}
+	t.m[h] = l
 }
 
 func (t *leaseTable) revoke(h store.Handle) {

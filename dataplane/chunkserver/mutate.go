@@ -27,7 +27,6 @@ type mutation struct {
 	id          wire.PushID
 	sync        bool
 	secondaries []string
-	token       []byte // the client's capability, shown to the secondaries
 
 	// Results, written by the round that ran the mutation before wake.
 	status  wire.Status
@@ -141,11 +140,6 @@ func (c *dataConn) handleMutation(h *wire.Header, meta []byte) error {
 		op: h.Op, version: req.Version, off: req.Offset, data: buf.B, inline: inline, id: req.ID,
 		sync: h.Flags&wire.FlagSync != 0, secondaries: req.Secondaries, wake: make(chan struct{}, 1),
 	}
-	if h.CapLen > 0 {
-		// Shown to the secondaries, which may enforce capabilities even
-		// if this server does not.
-		m.token = append([]byte(nil), c.capb[:h.CapLen]...)
-	}
 	c.s.activeMutations.Add(1)
 	c.s.submit(hd, m)
 	c.s.activeMutations.Add(-1)
@@ -239,7 +233,8 @@ func (s *Server) runRound(h store.Handle, serial uint64, ms []*mutation) {
 			finish(m, st, replica, msg)
 		}
 	}
-	if !s.leases.valid(h, version, time.Now()) {
+	l, ok := s.leases.validLease(h, version, time.Now())
+	if !ok {
 		fail(wire.StatusNotPrimary, "", fmt.Sprintf("lease on chunk %x at version %d expired or revoked", uint64(h), version))
 		return
 	}
@@ -300,7 +295,7 @@ func (s *Server) runRound(h store.Handle, serial uint64, ms []*mutation) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = s.sendApply(addr, h, version, serial, ops, doSync, ms[0].token, &replies[i])
+			results[i] = s.sendApply(addr, h, version, serial, ops, doSync, l.applyCap, &replies[i])
 		}()
 	}
 	localErr := s.applyLocal(h, ops, doSync)
@@ -401,9 +396,9 @@ func (s *Server) applyLocal(h store.Handle, ops []applyOp, sync bool) error {
 	return nil
 }
 
-// sendApply sends a round to one secondary, with capability tok (a
-// client's capability for the chunk, which the primary checked), and reads
-// its answer into r. An error means the secondary could not be reached or
+// sendApply sends a round to one secondary, with capability tok (the
+// master's apply capability for the chunk, which came with the lease), and
+// reads its answer into r. An error means the secondary could not be reached or
 // spoke garbage.
 func (s *Server) sendApply(addr string, h store.Handle, version, serial uint64, ops []applyOp, sync bool, tok []byte, r *peerReply) error {
 	pc, err := s.peers.get(s.ctx, addr)
@@ -448,8 +443,9 @@ func (c *dataConn) handleApply(h *wire.Header, meta []byte) error {
 	if err := req.Decode(meta); err != nil {
 		return c.fail(h, wire.StatusBadRequest, "malformed apply request")
 	}
-	// The primary forwards a client's write or append capability for the chunk.
-	if ok, err := c.authorize(h, req.Handle, capability.OpWrite|capability.OpAppend, false); !ok {
+	// Only a primary holds an apply capability for the chunk (the master
+	// sends it with the lease): a client's write capability is not enough.
+	if ok, err := c.authorize(h, req.Handle, capability.OpApply, false); !ok {
 		return err
 	}
 	var inlineBytes int64

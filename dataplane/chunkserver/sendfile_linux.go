@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gfs-go/gfs/internal/connlimit"
 )
 
 // defaultSendMode is pread+write: measured faster than sendfile over
@@ -26,7 +28,7 @@ func (c *dataConn) sendFile(f *os.File, off, n int64) error {
 	// large requests while the first ones go out, instead of one
 	// readahead window after the other as the send reaches them.
 	_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_WILLNEED)
-	tc, ok := c.nc.(*net.TCPConn)
+	tc, ok := connlimit.Unwrap(c.nc).(*net.TCPConn)
 	if SendMode(c.s.sendMode.Load()) == SendCopy || !ok {
 		return c.copyFile(f, off, n)
 	}

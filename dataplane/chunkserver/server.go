@@ -21,6 +21,7 @@ import (
 	"github.com/gfs-go/gfs/dataplane/dataclient"
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
+	"github.com/gfs-go/gfs/internal/connlimit"
 )
 
 // SendMode selects how read payload goes from the chunk file to the socket.
@@ -64,6 +65,10 @@ type Options struct {
 	// IOTimeout bounds reading one request and sending one answer, and
 	// calls to other chunkservers; 0 = 30 s.
 	IOTimeout time.Duration
+	// MaxConnsPerHost caps the open connections (data and control) from
+	// one remote host; 0 = connlimit.DefaultPerHost (4096), negative = no
+	// cap. Connections over it are closed at once, with a logged reason.
+	MaxConnsPerHost int
 	// SendMode for read payload; 0 = SendDefault.
 	SendMode SendMode
 	// TLS names the server's certificate, key and the cluster CA (-tls-cert,
@@ -216,12 +221,12 @@ func New(opts Options) (*Server, error) {
 	}
 	s.dirs, s.lost = dirs, make(chan struct{})
 	s.store = st
-	s.lis = lis
 	s.addr = lis.Addr().String()
 	s.chunkSize = st.ChunkSize()
 	s.sendMode.Store(int32(opts.SendMode))
 	s.leaseMargin = opts.LeaseMargin
 	s.log = log.With("chunkserver", s.addr)
+	s.lis = connlimit.Wrap(lis, opts.MaxConnsPerHost, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.pushes = newPushBuffer(opts.PushBufferBytes, opts.PushTimeout)
 	s.peers = newPeerPool(opts.IOTimeout)

@@ -18,6 +18,7 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	fs.Var(sizeFlag{&opts.ChunkSize}, "chunk-size", "maximum chunk `SIZE`, e.g. 64MiB (0 = 64 MiB)")
 	fs.IntVar(&opts.Replication, "replication", 0, "default replica count (0 = 3)")
 	fs.IntVar(&opts.CheckpointEvery, "checkpoint-every", 0, "op log records between checkpoints (0 = 100000)")
+	fs.IntVar(&opts.MaxConnsPerHost, "max-conns-per-host", 0, "open connections allowed from one remote host (0 = 4096, negative = no cap)")
 	var timers timerFlags
 	timers.register(fs)
 	var tlsF tlsFlags
