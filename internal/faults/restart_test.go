@@ -49,7 +49,9 @@ func (l *fileLog) fail(err error) {
 
 // writer creates files named prefix-N of random size (up to 3 chunks)
 // and writes each with one WriteAt until stop; acknowledged files are read
-// back at once and recorded.
+// back at once and recorded. A read-back that fails (no replica reachable
+// right now) is a failure of its own, but the file was acknowledged: it is
+// recorded too, and checked once the servers are back.
 func writer(ctx context.Context, cl *client.Client, prefix string, seed uint64, l *fileLog, stop <-chan struct{}) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	for i := 0; ; i++ {
@@ -67,6 +69,11 @@ func writer(ctx context.Context, cl *client.Client, prefix string, seed uint64, 
 		if err == nil {
 			var got []byte
 			got, err = readAll(wctx, cl, path)
+			if err != nil && ctx.Err() == nil {
+				l.mu.Lock()
+				l.files[path] = fileWant{fseed, size}
+				l.mu.Unlock()
+			}
 			if err == nil && string(got) != string(data) {
 				err = fmt.Errorf("read back %s: %d bytes differ from the %d written (first at %d)", path, len(got), len(data), firstDiff(got, data))
 				l.mu.Lock()
