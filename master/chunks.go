@@ -550,20 +550,12 @@ func (m *Master) replaceLost(ctx context.Context, h uint64, members, tried []ser
 			return members
 		}
 		dst := targets[0]
-		tok, err := m.keys.Issue(nil, h, capability.OpCopy, 0)
+		cmd, job, err := m.startCopyLocked(h, v, src, dst, m.clock.Now(), false)
 		if err != nil {
 			m.mu.Unlock()
 			m.log.Error("replacement copy: capability", "chunk", h, "err", err)
 			return members
 		}
-		job := &copyJob{target: dst, source: src, version: v, deadline: m.clock.Now().Add(m.opts.CopyTimeout)}
-		m.copies[h] = job
-		m.servers[dst].copiesIn++
-		m.servers[src].copiesOut++
-		m.servers[dst].recentAllocs++
-		// The copy replaces whatever dst holds: a delete queued for that
-		// must not reach it afterwards.
-		delete(m.servers[dst].pendingDelete, h)
 		dstAddr, srcAddr := m.servers[dst].addr, m.servers[src].addr
 		m.mu.Unlock()
 
@@ -571,7 +563,7 @@ func (m *Master) replaceLost(ctx context.Context, h uint64, members, tried []ser
 		cs, err := m.chunkserver(dstAddr)
 		if err == nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.CopyTimeout)
-			resp, err = cs.CopyChunk(cctx, &controlpb.CopyCommand{Handle: h, Version: v, Source: srcAddr, Capability: tok})
+			resp, err = cs.CopyChunk(cctx, cmd)
 			cancel()
 		}
 		m.mu.Lock()

@@ -202,24 +202,33 @@ func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance
 			break
 		}
 	}
-	// The target shows the source this copy capability (chunk h only).
-	tok, err := m.keys.Issue(nil, h, capability.OpCopy, 0)
+	cmd, _, err := m.startCopyLocked(h, c.version, src, dst, now, rebalance)
 	if err != nil {
 		m.log.Error("copy not scheduled: capability", "chunk", h, "err", err)
 		return false
 	}
-	m.copies[h] = &copyJob{target: dst, source: src, version: c.version, deadline: now.Add(m.opts.CopyTimeout), rebalance: rebalance}
+	m.servers[dst].pendingCopy = append(m.servers[dst].pendingCopy, cmd)
+	m.log.Info("copy scheduled", "chunk", h, "version", c.version, "from", m.servers[src].addr, "to", m.servers[dst].addr, "replicas", m.liveReplicasLocked(c), "rebalance", rebalance)
+	return true
+}
+
+// startCopyLocked records a copy of chunk h at version v from src to dst
+// as in flight and returns the command for dst, with the copy capability
+// dst shows src (chunk h only).
+func (m *Master) startCopyLocked(h, v uint64, src, dst serverID, now time.Time, rebalance bool) (*controlpb.CopyCommand, *copyJob, error) {
+	tok, err := m.keys.Issue(nil, h, capability.OpCopy, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	j := &copyJob{target: dst, source: src, version: v, deadline: now.Add(m.opts.CopyTimeout), rebalance: rebalance}
+	m.copies[h] = j
 	m.servers[dst].copiesIn++
 	m.servers[src].copiesOut++
 	m.servers[dst].recentAllocs++
 	// The copy replaces whatever dst holds: a delete queued for that must
 	// not reach it afterwards.
 	delete(m.servers[dst].pendingDelete, h)
-	m.servers[dst].pendingCopy = append(m.servers[dst].pendingCopy, &controlpb.CopyCommand{
-		Handle: h, Version: c.version, Source: m.servers[src].addr, Capability: tok,
-	})
-	m.log.Info("copy scheduled", "chunk", h, "version", c.version, "from", m.servers[src].addr, "to", m.servers[dst].addr, "replicas", m.liveReplicasLocked(c), "rebalance", rebalance)
-	return true
+	return &controlpb.CopyCommand{Handle: h, Version: v, Source: m.servers[src].addr, Capability: tok}, j, nil
 }
 
 // usedFraction is how full a chunkserver says it is (0 when unknown).

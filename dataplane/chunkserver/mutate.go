@@ -19,14 +19,13 @@ const maxInlineBytes = 1 << 20
 
 // mutation is one write or record append waiting in a chunk's sequencer.
 type mutation struct {
-	op          wire.Op
-	version     uint64
-	off         int64
-	data        []byte
-	inline      bool
-	id          wire.PushID
-	sync        bool
-	secondaries []string
+	op      wire.Op
+	version uint64
+	off     int64
+	data    []byte
+	inline  bool
+	id      wire.PushID
+	sync    bool
 
 	// Results, written by the round that ran the mutation before wake.
 	status  wire.Status
@@ -138,7 +137,7 @@ func (c *dataConn) handleMutation(h *wire.Header, meta []byte) error {
 	}
 	m := &mutation{
 		op: h.Op, version: req.Version, off: req.Offset, data: buf.B, inline: inline, id: req.ID,
-		sync: h.Flags&wire.FlagSync != 0, secondaries: req.Secondaries, wake: make(chan struct{}, 1),
+		sync: h.Flags&wire.FlagSync != 0, wake: make(chan struct{}, 1),
 	}
 	c.s.activeMutations.Add(1)
 	c.s.submit(hd, m)
@@ -172,9 +171,10 @@ func (s *Server) submit(h store.Handle, m *mutation) {
 	q.pending = nil
 	q.mu.Unlock()
 	for len(batch) > 0 {
-		// A round holds mutations with the same version and secondaries.
+		// A round holds mutations of one version (whose lease names the
+		// secondaries: every mutation admitted named exactly them).
 		n := 1
-		for n < len(batch) && compatible(batch[0], batch[n]) {
+		for n < len(batch) && batch[n].version == batch[0].version {
 			n++
 		}
 		q.serial++
@@ -190,18 +190,6 @@ func (s *Server) submit(h store.Handle, m *mutation) {
 	}
 	q.running = false
 	q.mu.Unlock()
-}
-
-func compatible(a, b *mutation) bool {
-	if a.version != b.version || len(a.secondaries) != len(b.secondaries) {
-		return false
-	}
-	for i := range a.secondaries {
-		if a.secondaries[i] != b.secondaries[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // finish records a mutation's result and wakes its caller.
@@ -287,7 +275,8 @@ func (s *Server) runRound(h store.Handle, serial uint64, ms []*mutation) {
 
 	// Secondaries apply while the primary applies locally; the round's
 	// order is the same everywhere because rounds of a chunk never overlap.
-	secs := ms[0].secondaries
+	// They are the lease's: a chain's order may differ between clients.
+	secs := l.secondaries
 	results := make([]error, len(secs))
 	replies := make([]peerReply, len(secs))
 	var wg sync.WaitGroup
