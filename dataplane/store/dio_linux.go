@@ -105,3 +105,8 @@ func lockDir(f *os.File) error {
 	}
 	return nil
 }
+
+// willNeed starts reading [off, off+n) of f into the page cache in the
+// background; dontNeed drops it. Both are hints: errors are ignored.
+func willNeed(f *os.File, off, n int64) { _ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_WILLNEED) }
+func dontNeed(f *os.File, off, n int64) { _ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED) }

@@ -29,3 +29,6 @@ func fsSpace(dir string) (free, total int64, err error) {
 }
 
 func lockDir(f *os.File) error { return nil }
+
+func willNeed(f *os.File, off, n int64) {}
+func dontNeed(f *os.File, off, n int64) {}

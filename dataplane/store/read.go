@@ -146,15 +146,65 @@ func (s *Store) readLocked(c *chunk, p []byte, off int64) (n int, bad int, err e
 	return n, bad, nil
 }
 
+// streamReadMin is the size from which readVerify streams through the
+// page cache (see readStreaming); streamAhead is how far ahead of such a
+// read the kernel is asked to read.
+const (
+	streamReadMin = 512 << 10
+	streamAhead   = 4 << 20
+)
+
 // readVerify reads the chunk's bytes [start, end) (start block-aligned, end
 // a block boundary or the chunk's length) into buf, which has room for them
-// rounded up to a sector, with one read, and verifies every block. It
-// returns the first block that does not verify, or -1. One large read beat
-// splitting it on the virtio disk measured here: concurrent 256 KiB pieces
-// ran at 0.75 of one 1 MiB read, sequential pieces hashed while the next
-// was read at 0.65-0.8.
+// rounded up to a sector, and verifies every block. It returns the first
+// block that does not verify, or -1.
 func (s *Store) readVerify(c *chunk, buf []byte, start, end int64) (int, error) {
+	if end-start >= streamReadMin {
+		return s.readStreaming(c, buf, start, end)
+	}
 	return s.readVerifyPiece(c, buf[:alignUp(end-start, s.align)], start, end)
+}
+
+// readStreaming is readVerify for large reads: through the page cache, with
+// the next streamAhead bytes requested from the kernel before verifying, and
+// the pages read dropped after, so that the disk works on the next window
+// while this one is hashed and a stream does not fill the cache. With
+// O_DIRECT the disk sat idle during the hash (one xxhash64 pass over data
+// just DMA'd, ~16% of the time at 2 GB/s); BenchmarkReadRatio went from
+// 0.82-0.90 to 0.85-1.0 of raw O_DIRECT. Splitting the O_DIRECT read into
+// pieces hashed while the next was read was worse (0.65-0.8: smaller
+// requests are slower on this virtio disk), and so was an O_DIRECT
+// readahead into a side buffer (0.66-0.81: a copy plus a goroutine handoff
+// per window). The store's O_DIRECT writes keep the page cache coherent,
+// and a read holds the chunk lock, so no write overlaps it.
+func (s *Store) readStreaming(c *chunk, buf []byte, start, end int64) (int, error) {
+	ref, err := s.readFile(c)
+	if err != nil {
+		return -1, err
+	}
+	defer ref.release()
+	f := ref.f
+	willNeed(f, end, streamAhead)
+	n := int(end - start)
+	for done := 0; done < n; {
+		r, err := f.ReadAt(buf[done:n], start+int64(done))
+		done += r
+		if err == io.EOF || (err == nil && r == 0) {
+			// The file ends inside a sector the chunk covers: a
+			// truncated file reads as zeros, like readAligned.
+			clear(buf[done:n])
+			break
+		}
+		if err != nil {
+			return -1, err
+		}
+	}
+	b, ok := verifyBlocks(c, buf[:n], start, end)
+	dontNeed(f, start, end-start)
+	if !ok {
+		return b, nil
+	}
+	return -1, nil
 }
 
 // readVerifyPiece reads buf from start and verifies the blocks of
