@@ -1,10 +1,13 @@
 package chunkserver
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -13,12 +16,30 @@ import (
 	"github.com/gfs-go/gfs/dataplane/wire"
 )
 
-// dataConn serves the data protocol on one connection, one request at a
-// time; its buffers and decoded requests are reused across requests so the
-// steady state allocates little.
+// readBufSize is a connection's read buffer: a small request's header,
+// capability, metadata and payload arrive in one read(2), and so do several
+// pipelined requests; larger payloads bypass it.
+const readBufSize = 64 << 10
+
+// maxQueued bounds the mutations a connection has read ahead of their
+// answers (a client pipelining record appends), and maxQueuedBytes the
+// size of one such mutation's inline data; larger ones are answered before
+// the next request is read.
+const (
+	maxQueued      = 64
+	maxQueuedBytes = 64 << 10
+)
+
+// dataConn serves the data protocol on one connection. Requests are read
+// and answered in order; small mutations that arrive while others are
+// buffered behind them are queued to their chunk's sequencer without
+// waiting (so a pipelining client's appends share a round), and the answer
+// writer sends their answers in request order. Buffers and decoded requests
+// are reused across requests so the steady state allocates little.
 type dataConn struct {
 	s    *Server
 	nc   net.Conn
+	br   *bufio.Reader
 	hdr  [wire.HeaderSize]byte
 	capb [wire.MaxCapability]byte
 	meta []byte
@@ -31,6 +52,13 @@ type dataConn struct {
 	push  wire.PushRequest
 	mut   wire.MutationRequest
 	apply wire.ApplyRequest
+
+	// Queued mutations, answered by writeAnswers in request order.
+	answers    chan *mutation // nil until the first queued mutation
+	queued     sync.WaitGroup // queued and not yet answered
+	nQueued    atomic.Int32   // the same count, for a cheap check
+	writerDone chan struct{}
+	wout       []byte // writeAnswers' frame buffer
 }
 
 // handler serves one request whose header and metadata were read. It
@@ -49,19 +77,20 @@ var handlers = [...]handler{
 }
 
 func newDataConn(s *Server, nc net.Conn) *dataConn {
-	return &dataConn{s: s, nc: nc, meta: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
+	return &dataConn{s: s, nc: nc, br: bufio.NewReaderSize(nc, readBufSize), meta: make([]byte, 0, 4096), out: make([]byte, 0, 4096)}
 }
 
 // serve runs the request loop; first holds the 4 bytes sniff consumed.
 func (c *dataConn) serve(first [4]byte) {
+	defer c.stopAnswers()
 	copy(c.hdr[:], first[:])
 	have := len(first)
 	for {
 		// Idle between requests: no deadline (Close ends the connection).
-		if have == 0 {
+		if have == 0 && c.br.Buffered() == 0 {
 			_ = c.nc.SetReadDeadline(time.Time{})
 		}
-		if _, err := io.ReadFull(c.nc, c.hdr[have:]); err != nil {
+		if _, err := io.ReadFull(c.br, c.hdr[have:]); err != nil {
 			if !errors.Is(err, io.EOF) && c.s.ctx.Err() == nil {
 				c.s.log.Debug("data connection ended", "remote", c.nc.RemoteAddr(), "err", err)
 			}
@@ -89,15 +118,19 @@ func (c *dataConn) serve(first [4]byte) {
 			c.s.log.Warn("closing data connection: response frame sent as request", "remote", c.nc.RemoteAddr(), "op", h.Op)
 			return
 		}
-		if _, err := io.ReadFull(c.nc, c.capb[:h.CapLen]); err != nil {
+		if _, err := io.ReadFull(c.br, c.capb[:h.CapLen]); err != nil {
 			return
 		}
 		if cap(c.meta) < int(h.MetaLen) {
 			c.meta = make([]byte, h.MetaLen)
 		}
 		meta := c.meta[:h.MetaLen]
-		if _, err := io.ReadFull(c.nc, meta); err != nil {
+		if _, err := io.ReadFull(c.br, meta); err != nil {
 			return
+		}
+		if h.Op != wire.OpWrite && h.Op != wire.OpAppend {
+			// Anything else sees the effects of the mutations before it.
+			c.waitAnswers()
 		}
 		if err := handlers[h.Op](c, &h, meta); err != nil {
 			if c.s.ctx.Err() == nil {
@@ -113,13 +146,15 @@ func (c *dataConn) discard(n int64) error {
 	if n == 0 {
 		return nil
 	}
-	_, err := io.CopyN(io.Discard, c.nc, n)
+	_, err := c.br.Discard(int(n))
 	return err
 }
 
 // reply sends a response header with metadata m (nil for none) announcing
-// payloadLen bytes of payload, which the caller sends next.
+// payloadLen bytes of payload, which the caller sends next. Queued
+// mutations are answered first.
 func (c *dataConn) reply(req *wire.Header, status wire.Status, m interface{ Append([]byte) []byte }, payloadLen int64) error {
+	c.waitAnswers()
 	h := wire.Header{Op: req.Op, Flags: wire.FlagResponse, RequestID: req.RequestID, Status: status, PayloadLen: uint32(payloadLen)}
 	if m != nil {
 		c.out = wire.AppendRequest(c.out[:0], &h, nil, m)
@@ -162,5 +197,89 @@ func storeStatus(err error) wire.Status {
 		return wire.StatusChecksum
 	default:
 		return wire.StatusInternal
+	}
+}
+
+// queue hands m (submitted to its chunk's sequencer) to the answer writer,
+// starting it on first use; it waits while maxQueued answers are pending.
+func (c *dataConn) queue(m *mutation) {
+	if c.answers == nil {
+		c.answers = make(chan *mutation, maxQueued)
+		c.writerDone = make(chan struct{})
+		go c.writeAnswers() // stopped by stopAnswers when serve returns
+	}
+	c.queued.Add(1)
+	c.nQueued.Add(1)
+	c.answers <- m
+}
+
+// waitAnswers returns once every queued mutation was answered.
+func (c *dataConn) waitAnswers() {
+	if c.nQueued.Load() > 0 {
+		c.queued.Wait()
+	}
+}
+
+// stopAnswers ends the answer writer after it answered (or, on a broken
+// connection, released) every queued mutation.
+func (c *dataConn) stopAnswers() {
+	if c.answers != nil {
+		close(c.answers)
+		<-c.writerDone
+	}
+}
+
+// writeAnswers sends the answers of queued mutations in request order,
+// as many in one write as have finished, and releases their data. After a
+// failed write it only releases (serve sees the connection closed).
+func (c *dataConn) writeAnswers() {
+	defer close(c.writerDone)
+	var next *mutation
+	open, broken := true, false
+	for open || next != nil {
+		m := next
+		next = nil
+		if m == nil {
+			if m, open = <-c.answers; !open {
+				return
+			}
+		}
+		<-m.wake
+		out := m.appendAnswer(c.wout[:0])
+		c.s.doneMutation(m)
+		n := 1
+	gather:
+		for open {
+			select {
+			case m2, ok := <-c.answers:
+				if !ok {
+					open = false
+					break gather
+				}
+				select {
+				case <-m2.wake:
+					out = m2.appendAnswer(out)
+					c.s.doneMutation(m2)
+					n++
+				default:
+					next = m2 // not finished: send what is ready first
+					break gather
+				}
+			default:
+				break gather
+			}
+		}
+		c.wout = out
+		if !broken {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.IOTimeout))
+			if _, err := c.nc.Write(out); err != nil {
+				broken = true
+				c.nc.Close() // serve's next read fails
+			}
+		}
+		c.nQueued.Add(int32(-n))
+		for range n {
+			c.queued.Done()
+		}
 	}
 }

@@ -75,7 +75,7 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 	// cache, so the checksum check adds no latency after the last packet.
 	c.dig.Reset()
 	for got := int64(0); got < n; {
-		m, err := io.ReadFull(c.nc, buf.B[got:min(got+maxPacketBytes, n)])
+		m, err := io.ReadFull(c.br, buf.B[got:min(got+maxPacketBytes, n)])
 		if m > 0 {
 			if hook := c.s.opts.testPacketHook; hook != nil {
 				hook(req.ID, got, int64(m))

@@ -1,6 +1,7 @@
 package dataclient
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -127,6 +128,7 @@ func (c *Client) Close() error {
 type conn struct {
 	addr string
 	nc   net.Conn
+	br   *bufio.Reader // reads of nc: a response's header and metadata in one read(2)
 	hdr  [wire.HeaderSize]byte
 	buf  []byte // request frames and response metadata
 	blk  []byte // one block of scratch for partial blocks of reads
@@ -158,8 +160,12 @@ func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &conn{addr: addr, nc: nc, buf: make([]byte, 0, 4096), dig: xxhash.New()}, nil
+	return &conn{addr: addr, nc: nc, br: bufio.NewReaderSize(nc, connReadBuf), buf: make([]byte, 0, 4096), dig: xxhash.New()}, nil
 }
+
+// connReadBuf is a connection's read buffer; payload reads larger than it
+// go straight into the caller's memory.
+const connReadBuf = 8 << 10
 
 // put returns a healthy connection (at a frame boundary) to the pool.
 func (c *Client) put(cn *conn) {
@@ -207,7 +213,7 @@ func ioErr(ctx context.Context, cn *conn, what string, err error) error {
 // error metadata was consumed (the connection stays usable; payload of
 // error responses is always empty). fatal says the connection must close.
 func (cn *conn) readResponse(op wire.Op, id uint64) (h wire.Header, meta []byte, fatal bool, err error) {
-	if _, err := io.ReadFull(cn.nc, cn.hdr[:]); err != nil {
+	if _, err := io.ReadFull(cn.br, cn.hdr[:]); err != nil {
 		return h, nil, true, err
 	}
 	h, err = wire.DecodeHeader(cn.hdr[:])
@@ -221,7 +227,7 @@ func (cn *conn) readResponse(op wire.Op, id uint64) (h wire.Header, meta []byte,
 		cn.buf = make([]byte, h.MetaLen)
 	}
 	meta = cn.buf[:h.MetaLen]
-	if _, err := io.ReadFull(cn.nc, meta); err != nil {
+	if _, err := io.ReadFull(cn.br, meta); err != nil {
 		return h, nil, true, err
 	}
 	if h.Status != wire.StatusOK {

@@ -127,7 +127,7 @@ func (cn *conn) recvRead(id, h uint64, off int64, p []byte) (n int, fatal bool, 
 		return 0, fatal, err
 	}
 	if p == nil {
-		_, err := io.CopyN(io.Discard, cn.nc, int64(rh.PayloadLen))
+		_, err := cn.br.Discard(int(rh.PayloadLen))
 		return 0, err != nil, err
 	}
 	n, err = cn.readPayload(h, off, p, meta, int64(rh.PayloadLen))
@@ -188,7 +188,7 @@ func (cn *conn) readPayload(h uint64, off int64, p []byte, meta []byte, payloadL
 				j++
 			}
 			ge := min(start+int64(j)*BlockSize, start+payloadLen)
-			if _, err := io.ReadFull(cn.nc, p[bs-off:ge-off]); err != nil {
+			if _, err := io.ReadFull(cn.br, p[bs-off:ge-off]); err != nil {
 				return 0, ioErr0(cn, err)
 			}
 			g := verifyGroup{data: p[bs-off : ge-off], sums: rr.Sums[i:j], first: bs / BlockSize}
@@ -213,7 +213,7 @@ func (cn *conn) readPayload(h uint64, off int64, p []byte, meta []byte, payloadL
 			default:
 				seg = cn.blk[:be-pos]
 			}
-			if _, err := io.ReadFull(cn.nc, seg); err != nil {
+			if _, err := io.ReadFull(cn.br, seg); err != nil {
 				return 0, ioErr0(cn, err)
 			}
 			_, _ = cn.dig.Write(seg)

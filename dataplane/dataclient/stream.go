@@ -1,0 +1,231 @@
+package dataclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/gfs-go/gfs/dataplane/capability"
+	"github.com/gfs-go/gfs/dataplane/wire"
+)
+
+// AppendStream pipelines record appends to one chunk: each Append goes to
+// the primary on one connection without waiting for the answers to the
+// earlier ones, up to a window of appends in flight, and the answers come
+// back in order. The primary reads ahead of its answers, so a stream's
+// appends share group-commit rounds instead of costing a round trip each
+// (many clients appending small records at a high rate).
+//
+// Each record carries its data inline, so records are capped at the
+// client's InlineBytes as well as MaxRecordBytes. Every append is
+// answered on its own: ErrChunkFull for a record that did not fit (the
+// chunk was padded; later appends of the stream get it too), any other
+// error as from Append. A connection failure fails every append in flight
+// and every later one; open a new stream (after a fresh lookup) to go on.
+type AppendStream struct {
+	c       *Client
+	cn      *conn
+	tok     []byte
+	req     wire.MutationRequest
+	flags   uint16
+	timeout time.Duration
+
+	mu     sync.Mutex // orders sends: calls enter inflight in send order
+	wbuf   []byte     // guarded by mu
+	closed bool       // guarded by mu
+
+	// The first connection failure. Its own lock: an Append waiting for
+	// window room holds mu until the reader takes the oldest call.
+	errMu sync.Mutex
+	err   error // guarded by errMu
+
+	inflight chan *AppendCall // sent, awaiting answers, in order
+	done     chan struct{}    // closed when the answer reader exits
+}
+
+// AppendCall is one pipelined append; Wait returns its outcome.
+type AppendCall struct {
+	id   uint64
+	n    int // record bytes
+	off  int64
+	err  error
+	done chan struct{}
+}
+
+// Wait blocks until the primary answered the append and returns the offset
+// the record was written at within the chunk, or the error.
+func (a *AppendCall) Wait() (int64, error) {
+	<-a.done
+	return a.off, a.err
+}
+
+// Done is closed once the append was answered.
+func (a *AppendCall) Done() <-chan struct{} { return a.done }
+
+func (a *AppendCall) finish(off int64, err error) {
+	a.off, a.err = off, err
+	close(a.done)
+}
+
+// NewAppendStream opens a stream of record appends to chunk h at version v
+// through primary, whose lease names the rest of chain as secondaries. Up
+// to window appends are in flight (at least 1). ctx bounds the dial and
+// carries the capability every append presents; the stream lives until
+// Close.
+func (c *Client) NewAppendStream(ctx context.Context, chain []string, primary string, h, v uint64, sync bool, window int) (*AppendStream, error) {
+	if err := checkChain(chain); err != nil {
+		return nil, err
+	}
+	var secondaries []string
+	found := false
+	for _, a := range chain {
+		if a == primary && !found {
+			found = true
+			continue
+		}
+		secondaries = append(secondaries, a)
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: primary %s not in chain %v", ErrBadRequest, primary, chain)
+	}
+	tok := capability.FromContext(ctx)
+	if len(tok) > wire.MaxCapability {
+		return nil, fmt.Errorf("append stream: capability of %d bytes: %w", len(tok), ErrBadRequest)
+	}
+	cn, err := c.get(ctx, primary)
+	if err != nil {
+		return nil, replicaErr(primary, err)
+	}
+	_ = cn.nc.SetDeadline(time.Time{})
+	s := &AppendStream{
+		c: c, cn: cn, tok: append([]byte(nil), tok...), timeout: c.ioTimeout,
+		req:      wire.MutationRequest{Handle: h, Version: v, Secondaries: secondaries},
+		flags:    wire.FlagInline,
+		inflight: make(chan *AppendCall, max(window, 1)),
+		done:     make(chan struct{}),
+	}
+	if sync {
+		s.flags |= wire.FlagSync
+	}
+	go s.readAnswers() // stopped by Close
+	return s, nil
+}
+
+// Append sends a record-append of data and returns at once unless the
+// window is full (then it waits for the oldest answer). data may be reused
+// as soon as Append returns.
+func (s *AppendStream) Append(data []byte) *AppendCall {
+	call := &AppendCall{done: make(chan struct{})}
+	if len(data) > MaxRecordBytes || len(data) > s.c.inline {
+		call.finish(0, fmt.Errorf("append %d bytes to chunk %x: %w (a stream carries records inline, up to %d bytes)",
+			len(data), s.req.Handle, ErrTooLarge, min(MaxRecordBytes, s.c.inline)))
+		return call
+	}
+	if len(data) == 0 {
+		call.finish(0, fmt.Errorf("append to chunk %x: empty record: %w", s.req.Handle, ErrBadRequest))
+		return call
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		call.finish(0, fmt.Errorf("append to chunk %x: stream closed: %w", s.req.Handle, ErrClosed))
+		return call
+	}
+	if err := s.failure(); err != nil {
+		call.finish(0, err)
+		return call
+	}
+	call.id, call.n = s.c.reqID.Add(1), len(data)
+	req := s.req
+	req.Length = int64(len(data))
+	req.DataSum = xxhash.Sum64(data)
+	h := wire.Header{Op: wire.OpAppend, Flags: s.flags, RequestID: call.id, PayloadLen: uint32(len(data))}
+	s.wbuf = wire.AppendRequest(s.wbuf[:0], &h, s.tok, &req)
+	s.inflight <- call // waits while the window is full
+	_ = s.cn.nc.SetWriteDeadline(time.Now().Add(s.timeout))
+	bufs := net.Buffers{s.wbuf, data}
+	if _, err := bufs.WriteTo(s.cn.nc); err != nil {
+		// The reader fails this call and every other in flight when it
+		// finds the connection closed.
+		s.fail(replicaErr(s.cn.addr, fmt.Errorf("append stream to chunk %x: %w: %w", s.req.Handle, ErrUnavailable, err)))
+	}
+	return call
+}
+
+// fail records the stream's first connection failure and closes the
+// connection (the reader then fails every call in flight).
+func (s *AppendStream) fail(err error) {
+	s.errMu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.errMu.Unlock()
+	s.cn.nc.Close()
+}
+
+func (s *AppendStream) failure() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// readAnswers reads the answers in order and finishes the calls.
+func (s *AppendStream) readAnswers() {
+	defer close(s.done)
+	var broken error
+	for call := range s.inflight {
+		if broken != nil {
+			call.finish(0, broken)
+			continue
+		}
+		_ = s.cn.nc.SetReadDeadline(time.Now().Add(s.timeout))
+		_, meta, fatal, err := s.cn.readResponse(wire.OpAppend, call.id)
+		var resp wire.MutationResponse
+		if err == nil {
+			if derr := resp.Decode(meta); derr != nil {
+				fatal, err = true, fmt.Errorf("%w: append response from %s: %w", ErrProtocol, s.cn.addr, derr)
+			}
+		}
+		switch {
+		case fatal:
+			if !errors.Is(err, ErrProtocol) {
+				err = fmt.Errorf("append stream to chunk %x at %s: %w: %w", s.req.Handle, s.cn.addr, ErrUnavailable, err)
+			}
+			s.fail(replicaErr(s.cn.addr, err))
+			broken = s.failure()
+			call.finish(0, broken)
+		case err != nil:
+			call.finish(0, replicaErr(s.cn.addr, fmt.Errorf("append to chunk %x (%d bytes): %w", s.req.Handle, call.n, err)))
+		default:
+			call.finish(resp.Offset, nil)
+		}
+	}
+}
+
+// Close waits for the answers to every append sent, then gives the
+// connection back (or closes it after a failure). Appends after Close fail
+// with ErrClosed. It returns the stream's connection failure, if any.
+func (s *AppendStream) Close() error {
+	s.mu.Lock()
+	first := !s.closed
+	if first {
+		s.closed = true
+		close(s.inflight)
+	}
+	s.mu.Unlock()
+	<-s.done
+	err := s.failure()
+	if first {
+		if err != nil {
+			s.cn.nc.Close()
+		} else {
+			s.c.put(s.cn)
+		}
+	}
+	return err
+}
