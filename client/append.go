@@ -44,6 +44,15 @@ func (c *Client) RecordAppend(ctx context.Context, path string, rec []byte) (int
 	if err != nil {
 		return 0, err
 	}
+	off, _, err := c.appendFrame(ctx, path, cs, frame, idx)
+	return off, err
+}
+
+// appendFrame record-appends an encoded frame to path, trying chunk idx
+// first, with the GFS retries: on to the next chunk when one is full,
+// after a fresh lookup when a replica failed. It returns the frame's file
+// offset and the chunk it went to.
+func (c *Client) appendFrame(ctx context.Context, path string, cs int64, frame []byte, idx int64) (int64, int64, error) {
 	bo := c.newBackoff()
 	full := 0
 	for {
@@ -53,37 +62,43 @@ func (c *Client) RecordAppend(ctx context.Context, path string, rec []byte) (int
 			off, err = c.data.Append(dataContext(ctx, loc), c.chain(loc), loc.Primary, loc.Handle, loc.Version, frame, c.opts.SyncWrites)
 			if err == nil {
 				c.setAppendTarget(path, idx)
-				return idx*cs + off, nil
+				return idx*cs + off, idx, nil
 			}
 			if errors.Is(err, dataclient.ErrChunkFull) {
 				// GFS 3.3: the primary padded the chunk; go on to the next.
 				// A record is at most a quarter chunk, so a fresh chunk
 				// only fills first under heavy contention; never loop on it.
 				if full++; full > 64 {
-					return 0, fmt.Errorf("append %s: chunk %d and the 64 before it were full: %w", path, idx, err)
+					return 0, idx, fmt.Errorf("append %s: chunk %d and the 64 before it were full: %w", path, idx, err)
 				}
-				// Skip chunks other appenders filled meanwhile: the last
-				// lookup told how many chunks the file has.
-				idx++
-				if fc, ok := c.cachedFileChunks(path); ok && fc-1 > idx {
-					idx = fc - 1
-				}
+				idx = c.nextAppendChunk(path, idx)
 				continue
 			}
 			if errors.Is(err, dataclient.ErrTooLarge) {
-				return 0, fmt.Errorf("append %s: %w: %w", path, ErrRecordTooLarge, err)
+				return 0, idx, fmt.Errorf("append %s: %w: %w", path, ErrRecordTooLarge, err)
 			}
 			err = fmt.Errorf("append %s chunk %d (handle %x v%d, primary %s): %w", path, idx, loc.Handle, loc.Version, loc.Primary, err)
 		}
 		if !c.mutationRetryable(err, loc.Primary) || ctx.Err() != nil {
-			return 0, err
+			return 0, idx, err
 		}
 		c.log.Debug("append failed, retrying", "path", path, "chunk", idx, "err", err)
 		c.invalidate(path, idx)
 		if !bo.sleep(ctx) {
-			return 0, err
+			return 0, idx, err
 		}
 	}
+}
+
+// nextAppendChunk is the chunk to append to after chunk idx was full:
+// the next one, or a later one other appenders reached meanwhile (the last
+// lookup told how many chunks the file has).
+func (c *Client) nextAppendChunk(path string, idx int64) int64 {
+	idx++
+	if fc, ok := c.cachedFileChunks(path); ok && fc-1 > idx {
+		idx = fc - 1
+	}
+	return idx
 }
 
 // appendTarget returns the chunk index appends to path should try first:
