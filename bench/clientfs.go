@@ -56,6 +56,10 @@ func (f clientFS) RecordAppend(ctx context.Context, path string, rec []byte) err
 	return err
 }
 
+func (f clientFS) NewRecordWriter(ctx context.Context, path string, window int) (RecordWriter, error) {
+	return f.c.NewRecordWriter(ctx, path, window)
+}
+
 func (f clientFS) ReadRecords(ctx context.Context, path string, fn func([]byte) error) (err error) {
 	rr := f.c.NewRecordReader(ctx, path)
 	defer func() { err = errors.Join(err, rr.Close()) }()

@@ -16,6 +16,9 @@ type FS interface {
 	Open(ctx context.Context, path string) (File, error)
 	// RecordAppend appends rec as one record at an offset the system picks.
 	RecordAppend(ctx context.Context, path string, rec []byte) error
+	// NewRecordWriter returns a writer that pipelines record appends to
+	// path with up to window records in flight.
+	NewRecordWriter(ctx context.Context, path string, window int) (RecordWriter, error)
 	// ReadRecords calls fn with every record of a record-appended file, in
 	// file order, through the client's record reader (padding and torn
 	// fragments skipped; duplicates from retries may appear).
@@ -43,5 +46,15 @@ type File interface {
 	// Length returns the file's current length as its chunks report it.
 	Length(ctx context.Context) (int64, error)
 	// Close releases the file.
+	Close() error
+}
+
+// RecordWriter pipelines record appends to one file (client.RecordWriter).
+type RecordWriter interface {
+	// Append sends rec (reusable on return), waiting while the window is full.
+	Append(rec []byte) error
+	// InFlight is the number of records sent and not yet acknowledged.
+	InFlight() int
+	// Close waits until every record was acknowledged.
 	Close() error
 }

@@ -90,6 +90,21 @@ func (c memClient) RecordAppend(ctx context.Context, p string, rec []byte) error
 	return nil
 }
 
+func (c memClient) NewRecordWriter(ctx context.Context, p string, window int) (RecordWriter, error) {
+	return &syncRecordWriter{ctx: ctx, fs: c, path: p}, nil
+}
+
+// syncRecordWriter appends each record before returning (window 1).
+type syncRecordWriter struct {
+	ctx  context.Context
+	fs   FS
+	path string
+}
+
+func (w *syncRecordWriter) Append(rec []byte) error { return w.fs.RecordAppend(w.ctx, w.path, rec) }
+func (w *syncRecordWriter) InFlight() int           { return 0 }
+func (w *syncRecordWriter) Close() error            { return nil }
+
 func (c memClient) ReadRecords(ctx context.Context, p string, fn func([]byte) error) error {
 	c.m.mu.Lock()
 	e, ok := c.m.entries[p]

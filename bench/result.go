@@ -350,6 +350,7 @@ var workloadBaseline = map[string]string{
 	WorkloadSeqRead:  BaselineServe,
 	WorkloadRandRead: BaselineServe,
 	WorkloadAppend:   BaselineRPC,
+	WorkloadStream:   BaselineRPC,
 	WorkloadMetadata: BaselineRPC,
 }
 

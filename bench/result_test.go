@@ -79,7 +79,7 @@ func sampleReport() *Report {
 	}
 	for i, w := range Workloads {
 		unit := UnitMiBPerS
-		if w == WorkloadAppend || w == WorkloadMetadata {
+		if w == WorkloadAppend || w == WorkloadStream || w == WorkloadMetadata {
 			unit = UnitOpsPerS
 		}
 		r := Result{Workload: w, Unit: unit, Clients: 4, MiBPerS: float64(100 * (i + 1)), OpsPerS: float64(1000 * (i + 1)), Runs: 1}
@@ -133,7 +133,7 @@ func TestReportJSONShape(t *testing.T) {
 		}
 	}
 	// Spot-check the pairing the documentation promises.
-	want := map[string]string{"seqwrite": "relay", "seqread": "serve", "randread": "serve", "append": "rpc", "metadata": "rpc"}
+	want := map[string]string{"seqwrite": "relay", "seqread": "serve", "randread": "serve", "append": "rpc", "appendstream": "rpc", "metadata": "rpc"}
 	for _, x := range results {
 		r := x.(map[string]any)
 		if r["baseline"] != want[r["workload"].(string)] {

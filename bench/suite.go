@@ -20,6 +20,7 @@ const (
 	DefaultClients          = 4
 	DefaultSizeBytes        = 256 << 20
 	DefaultRecordBytes      = 4 << 10
+	DefaultAppendWindow     = 16
 	DefaultDuration         = 5 * time.Second
 	DefaultBaselineDuration = 1500 * time.Millisecond
 	DefaultRuns             = 3
@@ -61,7 +62,11 @@ type Options struct {
 	// RecordBytes is the append record size; 0 = DefaultRecordBytes; at least 16.
 	// It is also the rpc baseline's request size.
 	RecordBytes int
-	// Duration of each timed workload (randread, append, metadata); 0 = DefaultDuration.
+	// AppendWindow is the records each appendstream client keeps in
+	// flight; 0 = DefaultAppendWindow.
+	AppendWindow int
+	// Duration of each timed workload (randread, append, appendstream,
+	// metadata); 0 = DefaultDuration.
 	Duration time.Duration
 	// BaselineDuration of each baseline measurement (serve and odirect measure
 	// two things each, sendfile and read()+write(), write and read);
@@ -119,6 +124,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Duration == 0 {
 		o.Duration = DefaultDuration
 	}
+	if o.AppendWindow == 0 {
+		o.AppendWindow = DefaultAppendWindow
+	}
 	if o.BaselineDuration == 0 {
 		o.BaselineDuration = DefaultBaselineDuration
 	}
@@ -152,6 +160,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: record size %d bytes (want %d..%d)", ErrBadOptions, o.RecordBytes, appendHeaderBytes, 64<<20)
 	case o.Duration < 0 || o.BaselineDuration < 0 || o.LeaseTTL < 0:
 		return o, fmt.Errorf("%w: negative duration", ErrBadOptions)
+	case o.AppendWindow < 1 || o.AppendWindow > 4096:
+		return o, fmt.Errorf("%w: append window %d (want 1..4096)", ErrBadOptions, o.AppendWindow)
 	case o.Runs < 1 || o.Runs > 100:
 		return o, fmt.Errorf("%w: runs %d (want 1..100)", ErrBadOptions, o.Runs)
 	case o.Chunkservers < 1 || o.Replication < 1 || o.ChunkSizeBytes < 0:
@@ -443,6 +453,9 @@ func runWorkload(ctx context.Context, env *workloadEnv, w string, profile bool, 
 		recordBytes = 0 // sizes vary: 64 KiB..1 MiB
 	case WorkloadAppend:
 		m, err = env.appendRecords(ctx, c)
+		unit, recordBytes = UnitOpsPerS, int64(env.opts.RecordBytes)
+	case WorkloadStream:
+		m, err = env.streamRecords(ctx, c)
 		unit, recordBytes = UnitOpsPerS, int64(env.opts.RecordBytes)
 	case WorkloadMetadata:
 		m, err = env.metadata(ctx, c)

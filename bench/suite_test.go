@@ -123,6 +123,10 @@ func TestRunCountsDuplicateAppends(t *testing.T) {
 // dupFS appends every record twice, as a client retry would.
 type dupFS struct{ FS }
 
+func (d dupFS) NewRecordWriter(ctx context.Context, p string, window int) (RecordWriter, error) {
+	return &syncRecordWriter{ctx: ctx, fs: d, path: p}, nil
+}
+
 func (d dupFS) RecordAppend(ctx context.Context, p string, rec []byte) error {
 	if err := d.FS.RecordAppend(ctx, p, rec); err != nil {
 		return err

@@ -109,6 +109,9 @@ func (w *RecordWriter) Append(rec []byte) error {
 	return nil
 }
 
+// InFlight returns the number of records sent and not yet acknowledged.
+func (w *RecordWriter) InFlight() int { return len(w.q) }
+
 // Flush waits until every record appended so far was acknowledged by
 // every replica, re-appending those that failed, and returns the error
 // that stopped the writer, if any.
