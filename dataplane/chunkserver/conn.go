@@ -25,9 +25,13 @@ const readBufSize = 64 << 10
 // answers (a client pipelining record appends), and maxQueuedBytes the
 // size of one such mutation's inline data; larger ones are answered before
 // the next request is read.
+// maxServerQueuedBytes bounds the inline data of queued mutations over all
+// connections; past it, mutations are answered before the next request is
+// read, as without pipelining.
 const (
-	maxQueued      = 64
-	maxQueuedBytes = 64 << 10
+	maxQueued            = 64
+	maxQueuedBytes       = 64 << 10
+	maxServerQueuedBytes = 256 << 20
 )
 
 // dataConn serves the data protocol on one connection. Requests are read
@@ -203,6 +207,7 @@ func storeStatus(err error) wire.Status {
 // queue hands m (submitted to its chunk's sequencer) to the answer writer,
 // starting it on first use; it waits while maxQueued answers are pending.
 func (c *dataConn) queue(m *mutation) {
+	m.queued = true
 	if c.answers == nil {
 		c.answers = make(chan *mutation, maxQueued)
 		c.writerDone = make(chan struct{})

@@ -31,6 +31,7 @@ type mutation struct {
 	reqID  uint64
 	buf    *store.Buffer
 	pushed bool // buf came from the push buffer
+	queued bool // answered by the connection's answer writer
 
 	// Results, written by the round that ran the mutation before wake.
 	status  wire.Status
@@ -51,6 +52,9 @@ func (m *mutation) appendAnswer(out []byte) []byte {
 
 // doneMutation releases a finished mutation's data.
 func (s *Server) doneMutation(m *mutation) {
+	if m.queued {
+		s.queuedBytes.Add(-int64(len(m.data)))
+	}
 	if m.pushed {
 		s.pushes.release(m.buf)
 	} else {
@@ -169,9 +173,12 @@ func (c *dataConn) handleMutation(h *wire.Header, meta []byte) error {
 	// answers still queued, which must go first), queue it and read on, so
 	// that the client's next mutations join the same round.
 	if inline && req.Length <= maxQueuedBytes && (c.br.Buffered() > 0 || c.nQueued.Load() > 0) {
-		c.s.submit(hd, m)
-		c.queue(m)
-		return nil
+		if c.s.queuedBytes.Add(req.Length) <= maxServerQueuedBytes {
+			c.s.submit(hd, m)
+			c.queue(m)
+			return nil
+		}
+		c.s.queuedBytes.Add(-req.Length)
 	}
 	c.waitAnswers()
 	c.s.submit(hd, m)

@@ -122,6 +122,7 @@ type Server struct {
 	copying     copyGuard // chunks being copied here (heartbeat commands and CopyChunk)
 
 	activeMutations atomic.Int32
+	queuedBytes     atomic.Int64  // inline data of mutations queued for answer writers
 	hbKick          chan struct{} // buffered(1): send a heartbeat now
 	sendMode        atomic.Int32  // SendMode; benchmarks switch it between runs
 
