@@ -82,6 +82,11 @@ func TestChaosSoak(t *testing.T) {
 		wg.Go(func() { appender(ctx, cl, p, fmt.Sprintf("c%d", g), size, 0, acks[p], stop) })
 	}
 	for g := range 2 {
+		p := logs[g%len(logs)]
+		size := 16 + int(rng.IntN(4000))
+		wg.Go(func() { streamAppender(ctx, cl, p, fmt.Sprintf("s%d", g), size, acks[p], stop) })
+	}
+	for g := range 2 {
 		wseed := rng.Uint64() | 1
 		wg.Go(func() { writer(ctx, cl, fmt.Sprintf("/chaos/w%d", g), wseed, files, stop) })
 	}

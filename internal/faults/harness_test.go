@@ -668,6 +668,67 @@ func appender(ctx context.Context, cl *client.Client, path, name string, size in
 	}
 }
 
+// streamAppender is appender through a client.RecordWriter (pipelined
+// appends, window 8): records are acknowledged in batches of 32 by Flush;
+// when the writer stops on an error, the records since the last Flush count
+// as failed (they may still appear, once) and a new writer goes on.
+func streamAppender(ctx context.Context, cl *client.Client, path, name string, size int, a *ackLog, stop <-chan struct{}) {
+	const batch = 32
+	var w *client.RecordWriter
+	var pending []string
+	defer func() {
+		if w != nil {
+			w.Close()
+		}
+	}()
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			if w != nil && w.Flush() == nil {
+				for _, id := range pending {
+					a.ack(id, size)
+				}
+			}
+			return
+		default:
+		}
+		if w == nil {
+			var err error
+			if w, err = cl.NewRecordWriter(ctx, path, 8); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				a.fail(fmt.Errorf("record writer %s: %w", name, err))
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+		}
+		id := fmt.Sprintf("%s-%d", name, i)
+		err := w.Append(recordPayload(id, size))
+		if err == nil {
+			pending = append(pending, id)
+			if len(pending) == batch {
+				err = w.Flush()
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.fail(fmt.Errorf("stream append %s: %d records unacknowledged: %w", id, len(pending), err))
+			w.Close()
+			w, pending = nil, nil
+			continue
+		}
+		if len(pending) == batch {
+			for _, id := range pending {
+				a.ack(id, size)
+			}
+			pending = pending[:0]
+		}
+	}
+}
+
 // chunkFile is the path of chunk h's data file in a chunkserver directory
 // (see package dataplane/store).
 func chunkFile(dir string, h uint64) string {
