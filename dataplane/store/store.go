@@ -224,11 +224,44 @@ func (s *Store) load() error {
 		handles = append(handles, h)
 	}
 	slices.Sort(handles)
-	for _, h := range handles {
-		c, bad, err := s.loadChunk(h, !datas[h])
-		if err != nil {
+	// Chunks not closed cleanly are verified block by block: several at
+	// once, so the disk has more than one read in flight (1,000 dirty
+	// 1 MiB chunks: 1.18 s one at a time, 0.66-0.77 s with 4, 8 or 16
+	// workers; see BenchmarkOpenDirty). A chunkserver restarted after
+	// kill -9 registers with the master only once its store is open.
+	type loaded struct {
+		c   *chunk
+		bad []int
+		err error
+	}
+	out := make([]loaded, len(handles))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(loadWorkers, len(handles)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(handles) {
+					return
+				}
+				h := handles[i]
+				c, bad, err := s.loadChunk(h, !datas[h])
+				out[i] = loaded{c, bad, err}
+				if err != nil {
+					next.Store(int64(len(handles))) // stop the others early
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range handles {
+		if err := out[i].err; err != nil {
 			return err
 		}
+	}
+	for i, h := range handles {
+		c, bad := out[i].c, out[i].bad
 		if c == nil {
 			continue
 		}
@@ -239,6 +272,9 @@ func (s *Store) load() error {
 	}
 	return nil
 }
+
+// loadWorkers is how many chunks Open loads (and verifies) at once.
+const loadWorkers = 8
 
 func (s *Store) dataPath(h Handle) string {
 	return filepath.Join(s.dir, fmt.Sprintf("%016x.chunk", uint64(h)))
