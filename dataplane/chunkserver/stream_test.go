@@ -314,3 +314,52 @@ func errOf(c *dataclient.AppendCall) error {
 	_, err := c.Wait()
 	return err
 }
+
+// TestPipelinedThenGarbage: a malformed frame behind queued appends closes
+// the connection only after the queued appends were answered; the server
+// goes on serving others and the appends are on every replica.
+func TestPipelinedThenGarbage(t *testing.T) {
+	noLeaks(t)
+	servers := []*Server{startServer(t, nil), startServer(t, nil)}
+	addrs := addrsOf(servers)
+	rs := newChunk(t, addrs, 0x74, 0)
+	var frames []byte
+	const n = 8
+	for i := range n {
+		d := []byte(fmt.Sprintf("record %d", i))
+		req := wire.MutationRequest{Handle: rs.handle, Version: 1, Length: int64(len(d)), DataSum: xxhash.Sum64(d), Secondaries: rs.secondaries()}
+		h := wire.Header{Op: wire.OpAppend, Flags: wire.FlagInline, RequestID: uint64(i + 1), PayloadLen: uint32(len(d))}
+		frames = append(wire.AppendRequest(frames, &h, nil, &req), d...)
+	}
+	frames = append(frames, bytes.Repeat([]byte{0xee}, wire.HeaderSize)...) // bad magic
+	nc, err := net.Dial("tcp", rs.primaryAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := nc.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		var hb [wire.HeaderSize]byte
+		if _, err := io.ReadFull(nc, hb[:]); err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+		h, err := wire.DecodeHeader(hb[:])
+		if err != nil || h.RequestID != uint64(i+1) || h.Status != wire.StatusOK {
+			t.Fatalf("answer %d: %+v, %v", i+1, h, err)
+		}
+		if _, err := io.CopyN(io.Discard, nc, int64(h.MetaLen)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := nc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the bad frame: %v, want the connection closed", err)
+	}
+	dc := newClient(t)
+	want := readAll(t, dc, addrs[0], rs.handle)
+	if got := readAll(t, dc, addrs[1], rs.handle); !bytes.Equal(got, want) || len(want) != n*len("record 0") {
+		t.Fatalf("replicas hold %q and %q", want, got)
+	}
+}
