@@ -572,3 +572,29 @@ func benchAppendPipelined(b *testing.B, clients, window int) {
 	}
 	b.SetBytes(record)
 }
+
+// BenchmarkCopyChunk re-replicates 1 MiB chunks one after another from one
+// chunkserver to another (what a heartbeat copy command does) and reports
+// chunks copied per second.
+func BenchmarkCopyChunk(b *testing.B) {
+	src, dst := startBenchServer(b, nil), startBenchServer(b, nil)
+	benchChunks(b, []*Server{src}, 1, b.N)
+	dc := dataclient.New(dataclient.Options{})
+	defer dc.Close()
+	data := make([]byte, 1<<20)
+	ctx := context.Background()
+	for h := uint64(1); h <= uint64(b.N); h++ {
+		if err := dc.Write(ctx, []string{src.Addr()}, src.Addr(), h, 1, 0, data, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	start := time.Now()
+	for h := uint64(1); h <= uint64(b.N); h++ {
+		if err := dst.copyChunk(ctx, &controlpb.CopyCommand{Handle: h, Version: 1, Source: src.Addr()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "chunks/s")
+}

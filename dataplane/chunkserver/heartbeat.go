@@ -281,10 +281,9 @@ func (s *Server) copyChunk(ctx context.Context, cmd *controlpb.CopyCommand) erro
 	if off != length {
 		return fmt.Errorf("source %s kept growing (%d of %d bytes copied)", cmd.GetSource(), off, length)
 	}
-	if err := s.store.Sync(h); err != nil {
-		return err
-	}
-	if err := s.store.SetVersion(h, store.Version(cmd.GetVersion())); err != nil {
+	// Durable, at its version, and clean: every byte was verified against
+	// the source's checksums as it arrived.
+	if err := s.store.Commit(h, store.Version(cmd.GetVersion())); err != nil {
 		return err
 	}
 	ok = true

@@ -239,3 +239,65 @@ func TestRealENOSPC(t *testing.T) {
 		t.Fatalf("read at end = %v", err)
 	}
 }
+
+// TestCommit: Commit leaves the chunk at the new version, clean on disk (the
+// next Open does not verify it), with its data; a failed metadata write
+// changes nothing; a chunk with a known corrupt block is committed dirty.
+func TestCommit(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{ChunkSize: 1 << 20, ScrubRate: -1})
+	data := randBytes(rand.New(rand.NewPCG(1, 2)), 200_000)
+	if err := s.Create(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteAt(1, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.hooks.metaWrite = func(*chunk) error { return syscall.EIO }
+	if err := s.Commit(1, 9); err == nil {
+		t.Fatal("Commit with a failing metadata write succeeded")
+	}
+	if info, _ := s.Info(1); info.Version != 0 {
+		t.Fatalf("version %d after a failed Commit", info.Version)
+	}
+	s.hooks.metaWrite = nil
+	if err := s.Commit(1, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(2, 9); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Commit of an unknown chunk: %v", err)
+	}
+	raw, err := os.ReadFile(s.metaPath(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := decodeHeader(raw); err != nil || !h.Clean || h.Version != 9 {
+		t.Fatalf("header after Commit: %+v, %v (want clean, version 9)", h, err)
+	}
+	// A block known corrupt: committed, but not clean.
+	if err := s.Create(3, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteAt(3, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.lookup(3)
+	c.mu.Lock()
+	s.markCorrupt(c, 1)
+	c.mu.Unlock()
+	if err := s.Commit(3, 2); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := os.ReadFile(s.metaPath(3)); err != nil {
+		t.Fatal(err)
+	} else if h, err := decodeHeader(raw); err != nil || h.Clean || h.Version != 2 {
+		t.Fatalf("header of a corrupt chunk after Commit: %+v, %v (want dirty, version 2)", h, err)
+	}
+	s.Close()
+	s = openT(t, dir, Options{ChunkSize: 1 << 20, ScrubRate: -1})
+	defer s.Close()
+	if info, err := s.Info(1); err != nil || info.Version != 9 || info.Length != int64(len(data)) {
+		t.Fatalf("after reopen: %+v, %v", info, err)
+	}
+	checkChunk(t, s, 1, data)
+}
