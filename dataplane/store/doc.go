@@ -43,11 +43,14 @@
 //     fsync of the directory. That is how SetVersion is durable before it
 //     returns and never visible before it was attempted.
 //   - The header's clean flag says the data and entries were synced and
-//     verified (set by Close and by the scrubber); the first write after
+//     verified (set by Close, by the scrubber, and by Commit for a chunk
+//     whose bytes its writer verified as it wrote them: a re-replication
+//     copy); the first write after
 //     that rewrites the header as dirty before touching data. Open verifies
 //     every block of every chunk not marked clean, so after kill -9 or power
 //     loss each block either verifies or is reported (Info().Corrupt,
-//     Options.OnCorrupt) and never served.
+//     Options.OnCorrupt) and never served. Open verifies up to 8 chunks at
+//     once.
 //   - Writes are not durable until Sync (fdatasync of data and .meta);
 //     nothing on the write path calls fsync otherwise. Create writes the
 //     new .meta in place without fsync: the chunk becomes durable with its
@@ -65,11 +68,13 @@
 // # Reads
 //
 // ReadAt verifies every block it returns (whole blocks are read, aligned
-// caller memory is filled in place; large reads are split into pieces read
-// and hashed concurrently). A reader going through a chunk sequentially
-// gets readahead: two windows (the read size, 256 KiB to 4 MiB) read and
-// verified in the background, so the disk and the hashing overlap; at most
-// 16 windows exist store-wide, and a window is used only if no write
+// caller memory is filled in place). Reads of 512 KiB and more go through
+// the page cache with the next 4 MiB requested from the kernel before the
+// hash and the pages read dropped after, so the disk reads ahead while the
+// store hashes and a stream leaves nothing cached. A smaller reader going
+// through a chunk sequentially gets the store's own readahead: two windows
+// (the read size, 256 KiB to 4 MiB) read and verified in the background; at
+// most 16 windows exist store-wide, and a window is used only if no write
 // happened since it was read. OpenRange hands out a block-aligned
 // Range for zero-copy sending: the data file, the stored checksums of the
 // covered blocks and a snapshot of the partial last block, so the receiver
