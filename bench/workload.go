@@ -335,15 +335,24 @@ func (e *workloadEnv) appendRecords(ctx context.Context, c *counters) (*measurem
 	if err != nil {
 		return nil, err
 	}
+	if err := e.verifyAppended(ctx, p, acked, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// verifyAppended checks the appended file (verifyRecords) and records the
+// verified bytes and the duplicates in m.
+func (e *workloadEnv) verifyAppended(ctx context.Context, p string, acked []uint64, m *measurement) error {
 	dups, verified, err := e.verifyRecords(ctx, p, acked)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m.verified = verified
 	if dups > 0 {
 		m.note = fmt.Sprintf("%d duplicate records (at-least-once retries)", dups)
 	}
-	return m, nil
+	return nil
 }
 
 // streamRecords is appendRecords with every client pipelining its records
@@ -394,15 +403,14 @@ func (e *workloadEnv) streamRecords(ctx context.Context, c *counters) (*measurem
 	if err != nil {
 		return nil, err
 	}
-	dups, verified, err := e.verifyRecords(ctx, p, acked)
-	if err != nil {
+	if err := e.verifyAppended(ctx, p, acked, m); err != nil {
 		return nil, err
 	}
-	m.verified = verified
-	m.note = fmt.Sprintf("%d records in flight per client", e.opts.AppendWindow)
-	if dups > 0 {
-		m.note += fmt.Sprintf("; %d duplicate records (at-least-once retries)", dups)
+	note := fmt.Sprintf("%d records in flight per client", e.opts.AppendWindow)
+	if m.note != "" {
+		note += "; " + m.note
 	}
+	m.note = note
 	return m, nil
 }
 

@@ -440,19 +440,25 @@ func BenchmarkAppend16(b *testing.B) {
 	for err := range errc {
 		b.Fatal(err)
 	}
+	reportAppends(b, lat, elapsed, rounds.Load(), muts.Load())
+	b.SetBytes(record)
+}
+
+// reportAppends reports appends/s (acknowledged appends over elapsed), the
+// mean appends per round and the p99 latency.
+func reportAppends(b *testing.B, lat [][]time.Duration, elapsed time.Duration, rounds, muts int64) {
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
-	if r := rounds.Load(); r > 0 {
-		b.ReportMetric(float64(muts.Load())/float64(r), "appends/round")
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "appends/s")
+	if rounds > 0 {
+		b.ReportMetric(float64(muts)/float64(rounds), "appends/round")
 	}
 	if len(all) > 0 {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	}
-	b.SetBytes(record)
 }
 
 // BenchmarkAppend16Pipelined is BenchmarkAppend16 with each of the 16
@@ -558,18 +564,7 @@ func benchAppendPipelined(b *testing.B, clients, window int) {
 	for err := range errc {
 		b.Fatal(err)
 	}
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "appends/s")
-	if r := rounds.Load(); r > 0 {
-		b.ReportMetric(float64(muts.Load())/float64(r), "appends/round")
-	}
-	if len(all) > 0 {
-		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-	}
+	reportAppends(b, lat, elapsed, rounds.Load(), muts.Load())
 	b.SetBytes(record)
 }
 

@@ -146,17 +146,9 @@ func (c *Client) mutatePushed(ctx context.Context, op wire.Op, chain []string, p
 	if off < 0 || len(data) > wire.MaxPayload {
 		return 0, fmt.Errorf("%w: offset %d length %d", ErrOutOfRange, off, len(data))
 	}
-	secondaries := make([]string, 0, len(chain)-1)
-	found := false
-	for _, a := range chain {
-		if a == primary && !found {
-			found = true
-			continue
-		}
-		secondaries = append(secondaries, a)
-	}
-	if !found {
-		return 0, fmt.Errorf("%w: primary %s not in chain %v", ErrBadRequest, primary, chain)
+	secondaries, err := secondariesOf(chain, primary)
+	if err != nil {
+		return 0, err
 	}
 	req := wire.MutationRequest{Handle: h, Version: v, Offset: off, Length: int64(len(data)), Secondaries: secondaries}
 	var flags uint16
@@ -193,6 +185,23 @@ func replicaErr(addr string, err error) error {
 		return err
 	}
 	return &ReplicaError{Addr: addr, Err: err}
+}
+
+// secondariesOf returns chain without (the first occurrence of) primary.
+func secondariesOf(chain []string, primary string) ([]string, error) {
+	secondaries := make([]string, 0, len(chain)-1)
+	found := false
+	for _, a := range chain {
+		if a == primary && !found {
+			found = true
+			continue
+		}
+		secondaries = append(secondaries, a)
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: primary %s not in chain %v", ErrBadRequest, primary, chain)
+	}
+	return secondaries, nil
 }
 
 func checkChain(chain []string) error {

@@ -81,17 +81,9 @@ func (c *Client) NewAppendStream(ctx context.Context, chain []string, primary st
 	if err := checkChain(chain); err != nil {
 		return nil, err
 	}
-	var secondaries []string
-	found := false
-	for _, a := range chain {
-		if a == primary && !found {
-			found = true
-			continue
-		}
-		secondaries = append(secondaries, a)
-	}
-	if !found {
-		return nil, fmt.Errorf("%w: primary %s not in chain %v", ErrBadRequest, primary, chain)
+	secondaries, err := secondariesOf(chain, primary)
+	if err != nil {
+		return nil, err
 	}
 	tok := capability.FromContext(ctx)
 	if len(tok) > wire.MaxCapability {
