@@ -344,6 +344,16 @@ func TestE2EConcurrentAppenders(t *testing.T) {
 		t.Fatal("append printed no offset")
 	}
 	acked["from the command line"] = true
+	// Many lines at once, pipelined.
+	var lines strings.Builder
+	for i := range 500 {
+		rec := fmt.Sprintf("line %d %s", i, strings.Repeat("y", i%300))
+		lines.WriteString(rec + "\n")
+		acked[rec] = true
+	}
+	if out := gfs(t, bin, strings.NewReader(lines.String()), 0, "append", "-master", master, "-lines", "-window", "8", "/log"); strings.TrimSpace(out) != "500" {
+		t.Fatalf("append -lines printed %q, want 500", out)
+	}
 
 	out := gfs(t, bin, nil, 0, "cat", "-master", master, "-records", "/log")
 	seen := map[string]int{}
