@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -35,17 +34,21 @@ type AppendStream struct {
 	flags   uint16
 	timeout time.Duration
 
-	mu     sync.Mutex // orders sends: calls enter inflight in send order
-	wbuf   []byte     // guarded by mu
-	closed bool       // guarded by mu
+	// Appends take a window slot first (released when answered), then
+	// under mu queue their frame for the writer and their call for the
+	// reader, so both see the same order.
+	slots  chan struct{} // one per append in flight
+	mu     sync.Mutex
+	wq     []byte // frames not yet written; guarded by mu
+	closed bool   // guarded by mu
 
-	// The first connection failure. Its own lock: an Append waiting for
-	// window room holds mu until the reader takes the oldest call.
 	errMu sync.Mutex
-	err   error // guarded by errMu
+	err   error // the first connection failure; guarded by errMu
 
-	inflight chan *AppendCall // sent, awaiting answers, in order
-	done     chan struct{}    // closed when the answer reader exits
+	kick       chan struct{}    // buffered(1): wq has frames
+	inflight   chan *AppendCall // queued, awaiting answers, in order
+	done       chan struct{}    // closed when the answer reader exits
+	writerDone chan struct{}    // closed when the writer exits
 }
 
 // AppendCall is one pipelined append; Wait returns its outcome.
@@ -96,21 +99,27 @@ func (c *Client) NewAppendStream(ctx context.Context, chain []string, primary st
 	_ = cn.nc.SetDeadline(time.Time{})
 	s := &AppendStream{
 		c: c, cn: cn, tok: append([]byte(nil), tok...), timeout: c.ioTimeout,
-		req:      wire.MutationRequest{Handle: h, Version: v, Secondaries: secondaries},
-		flags:    wire.FlagInline,
-		inflight: make(chan *AppendCall, max(window, 1)),
-		done:     make(chan struct{}),
+		req:        wire.MutationRequest{Handle: h, Version: v, Secondaries: secondaries},
+		flags:      wire.FlagInline,
+		slots:      make(chan struct{}, max(window, 1)),
+		kick:       make(chan struct{}, 1),
+		inflight:   make(chan *AppendCall, max(window, 1)),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 	if sync {
 		s.flags |= wire.FlagSync
 	}
-	go s.readAnswers() // stopped by Close
+	go s.readAnswers() // both stopped by Close
+	go s.writeFrames()
 	return s, nil
 }
 
-// Append sends a record-append of data and returns at once unless the
-// window is full (then it waits for the oldest answer). data may be reused
-// as soon as Append returns.
+// Append queues a record-append of data and returns at once unless the
+// window is full (then it waits for the oldest answer). data is copied: it
+// may be reused as soon as Append returns. A writer goroutine sends what
+// is queued, as many frames per write(2) as have gathered while the last
+// one ran.
 func (s *AppendStream) Append(data []byte) *AppendCall {
 	call := &AppendCall{done: make(chan struct{})}
 	if len(data) > MaxRecordBytes || len(data) > s.c.inline {
@@ -122,31 +131,55 @@ func (s *AppendStream) Append(data []byte) *AppendCall {
 		call.finish(0, fmt.Errorf("append to chunk %x: empty record: %w", s.req.Handle, ErrBadRequest))
 		return call
 	}
+	sum := xxhash.Sum64(data)
+	s.slots <- struct{}{} // waits while the window is full
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		<-s.slots
 		call.finish(0, fmt.Errorf("append to chunk %x: stream closed: %w", s.req.Handle, ErrClosed))
 		return call
 	}
 	if err := s.failure(); err != nil {
+		<-s.slots
 		call.finish(0, err)
 		return call
 	}
 	call.id, call.n = s.c.reqID.Add(1), len(data)
 	req := s.req
 	req.Length = int64(len(data))
-	req.DataSum = xxhash.Sum64(data)
+	req.DataSum = sum
 	h := wire.Header{Op: wire.OpAppend, Flags: s.flags, RequestID: call.id, PayloadLen: uint32(len(data))}
-	s.wbuf = wire.AppendRequest(s.wbuf[:0], &h, s.tok, &req)
-	s.inflight <- call // waits while the window is full
-	_ = s.cn.nc.SetWriteDeadline(time.Now().Add(s.timeout))
-	bufs := net.Buffers{s.wbuf, data}
-	if _, err := bufs.WriteTo(s.cn.nc); err != nil {
-		// The reader fails this call and every other in flight when it
-		// finds the connection closed.
-		s.fail(replicaErr(s.cn.addr, fmt.Errorf("append stream to chunk %x: %w: %w", s.req.Handle, ErrUnavailable, err)))
+	s.wq = append(wire.AppendRequest(s.wq, &h, s.tok, &req), data...)
+	s.inflight <- call // never waits: the slot bounds it
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 	return call
+}
+
+// writeFrames writes the queued frames until Close, then what is left.
+func (s *AppendStream) writeFrames() {
+	defer close(s.writerDone)
+	var out []byte
+	for {
+		_, open := <-s.kick
+		s.mu.Lock()
+		out, s.wq = s.wq, out[:0]
+		s.mu.Unlock()
+		if len(out) > 0 && s.failure() == nil {
+			_ = s.cn.nc.SetWriteDeadline(time.Now().Add(s.timeout))
+			if _, err := s.cn.nc.Write(out); err != nil {
+				// The reader fails every call in flight when it finds the
+				// connection closed.
+				s.fail(replicaErr(s.cn.addr, fmt.Errorf("append stream to chunk %x: %w: %w", s.req.Handle, ErrUnavailable, err)))
+			}
+		}
+		if !open {
+			return
+		}
+	}
 }
 
 // fail records the stream's first connection failure and closes the
@@ -166,13 +199,15 @@ func (s *AppendStream) failure() error {
 	return s.err
 }
 
-// readAnswers reads the answers in order and finishes the calls.
+// readAnswers reads the answers in order and finishes the calls, freeing
+// their window slots.
 func (s *AppendStream) readAnswers() {
 	defer close(s.done)
 	var broken error
 	for call := range s.inflight {
 		if broken != nil {
 			call.finish(0, broken)
+			<-s.slots
 			continue
 		}
 		_ = s.cn.nc.SetReadDeadline(time.Now().Add(s.timeout))
@@ -196,6 +231,7 @@ func (s *AppendStream) readAnswers() {
 		default:
 			call.finish(resp.Offset, nil)
 		}
+		<-s.slots
 	}
 }
 
@@ -207,9 +243,11 @@ func (s *AppendStream) Close() error {
 	first := !s.closed
 	if first {
 		s.closed = true
+		close(s.kick) // the writer sends what is queued, then exits
 		close(s.inflight)
 	}
 	s.mu.Unlock()
+	<-s.writerDone
 	<-s.done
 	err := s.failure()
 	if first {
