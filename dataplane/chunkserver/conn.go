@@ -21,13 +21,11 @@ import (
 // pipelined requests; larger payloads bypass it.
 const readBufSize = 64 << 10
 
-// maxQueued bounds the mutations a connection has read ahead of their
-// answers (a client pipelining record appends), and maxQueuedBytes the
-// size of one such mutation's inline data; larger ones are answered before
-// the next request is read.
-// maxServerQueuedBytes bounds the inline data of queued mutations over all
-// connections; past it, mutations are answered before the next request is
-// read, as without pipelining.
+// Read-ahead of mutations (a client pipelining record appends): at most
+// maxQueued per connection wait for their answers, each with at most
+// maxQueuedBytes of inline data, and at most maxServerQueuedBytes of such
+// data over all connections. A mutation past these limits is answered
+// before the next request is read, as without pipelining.
 const (
 	maxQueued            = 64
 	maxQueuedBytes       = 64 << 10
