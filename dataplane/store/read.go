@@ -61,12 +61,13 @@ func (s *Store) ReadAt(h Handle, p []byte, off int64) (int, error) {
 }
 
 // readsInPlace reports whether a read of p at off goes straight into p
-// with large reads (aligned, block-aligned, at least 512 KiB): for such a
-// reader a readahead only adds a copy of every byte (memmove was a third of
-// the CPU of a sequential 1 MiB reader, which ran at 0.72-0.85 of raw
-// O_DIRECT with readahead).
+// with large reads (aligned, block-aligned, at least streamReadMin): those
+// stream through the page cache with the kernel reading ahead (see
+// readStreaming), so the store's own readahead would only add a copy of
+// every byte (memmove was a third of the CPU of a sequential 1 MiB reader
+// with it).
 func (s *Store) readsInPlace(p []byte, off int64) bool {
-	return len(p) >= 512<<10 && off%BlockSize == 0 && isAligned(p, s.memAlign)
+	return len(p) >= streamReadMin && off%BlockSize == 0 && isAligned(p, s.memAlign)
 }
 
 // readLocked is ReadAt under c.mu (shared). bad is a newly found corrupt
