@@ -384,26 +384,33 @@ func BenchmarkRawRelay(b *testing.B) {
 	wg.Wait()
 }
 
-// BenchmarkAppend16 record-appends 4 KiB records from 16 concurrent
-// clients to 3 replicas, moving to the next chunk on ErrChunkFull; it
-// reports appends/s and the p99 latency of one append.
-func BenchmarkAppend16(b *testing.B) {
-	const clients = 16
-	const record = 4 << 10
+// appendBench is what the clients of a record-append benchmark share: the
+// replicas (the first is the primary), the chunk appends go to (a client
+// moves it on at ErrChunkFull), the count of appends claimed
+// (next.Add(1) <= b.N claims one) and the record.
+type appendBench struct {
+	addrs []string
+	cur   atomic.Uint64
+	next  atomic.Int64
+	data  []byte
+}
+
+const benchRecord = 4 << 10
+
+// runAppendBench starts 3 chunkservers with chunks for b.N records plus
+// spare ones (records a full chunk leaves behind), runs body on clients
+// goroutines, each with its own dataclient and latency list, and reports
+// appends/s, appends per round and the p99 latency.
+func runAppendBench(b *testing.B, clients, spare int, body func(ab *appendBench, dc *dataclient.Client, lat *[]time.Duration) error) {
 	var rounds, muts atomic.Int64
 	countRounds := func(o *Options) {
 		o.testRoundHook = func(_ store.Handle, n int) { rounds.Add(1); muts.Add(int64(n)) }
 	}
 	servers := []*Server{startBenchServer(b, countRounds), startBenchServer(b, nil), startBenchServer(b, nil)}
-	addrs := addrsOf(servers)
-	nChunks := b.N*record/(benchChunkSize*9/10) + 2
-	benchChunks(b, servers, 1, nChunks)
-	var cur atomic.Uint64
-	cur.Store(1)
-	data := make([]byte, record)
-	var next atomic.Int64
+	ab := &appendBench{addrs: addrsOf(servers), data: make([]byte, benchRecord)}
+	benchChunks(b, servers, 1, (b.N+spare)*benchRecord/(benchChunkSize*9/10)+2)
+	ab.cur.Store(1)
 	lat := make([][]time.Duration, clients)
-	ctx := context.Background()
 	var wg sync.WaitGroup
 	errc := make(chan error, clients)
 	b.ResetTimer()
@@ -414,22 +421,8 @@ func BenchmarkAppend16(b *testing.B) {
 			defer wg.Done()
 			dc := dataclient.New(dataclient.Options{})
 			defer dc.Close()
-			for next.Add(1) <= int64(b.N) {
-				t0 := time.Now()
-				for {
-					h := cur.Load()
-					_, err := dc.Append(ctx, addrs, addrs[0], h, 1, data, false)
-					if errors.Is(err, dataclient.ErrChunkFull) {
-						cur.CompareAndSwap(h, h+1)
-						continue
-					}
-					if err != nil {
-						errc <- err
-						return
-					}
-					break
-				}
-				lat[c] = append(lat[c], time.Since(t0))
+			if err := body(ab, dc, &lat[c]); err != nil {
+				errc <- err
 			}
 		}()
 	}
@@ -440,25 +433,45 @@ func BenchmarkAppend16(b *testing.B) {
 	for err := range errc {
 		b.Fatal(err)
 	}
-	reportAppends(b, lat, elapsed, rounds.Load(), muts.Load())
-	b.SetBytes(record)
-}
-
-// reportAppends reports appends/s (acknowledged appends over elapsed), the
-// mean appends per round and the p99 latency.
-func reportAppends(b *testing.B, lat [][]time.Duration, elapsed time.Duration, rounds, muts int64) {
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "appends/s")
-	if rounds > 0 {
-		b.ReportMetric(float64(muts)/float64(rounds), "appends/round")
+	if r := rounds.Load(); r > 0 {
+		b.ReportMetric(float64(muts.Load())/float64(r), "appends/round")
 	}
 	if len(all) > 0 {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	}
+	b.SetBytes(benchRecord)
+}
+
+// BenchmarkAppend16 record-appends 4 KiB records from 16 concurrent
+// clients to 3 replicas, moving to the next chunk on ErrChunkFull; it
+// reports appends/s and the p99 latency of one append.
+func BenchmarkAppend16(b *testing.B) {
+	ctx := context.Background()
+	runAppendBench(b, 16, 0, func(ab *appendBench, dc *dataclient.Client, lat *[]time.Duration) error {
+		for ab.next.Add(1) <= int64(b.N) {
+			t0 := time.Now()
+			for {
+				h := ab.cur.Load()
+				_, err := dc.Append(ctx, ab.addrs, ab.addrs[0], h, 1, ab.data, false)
+				if errors.Is(err, dataclient.ErrChunkFull) {
+					ab.cur.CompareAndSwap(h, h+1)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				break
+			}
+			*lat = append(*lat, time.Since(t0))
+		}
+		return nil
+	})
 }
 
 // BenchmarkAppend16Pipelined is BenchmarkAppend16 with each of the 16
@@ -473,99 +486,64 @@ func BenchmarkAppend16Pipelined(b *testing.B) {
 }
 
 func benchAppendPipelined(b *testing.B, clients, window int) {
-	const record = 4 << 10
-	var rounds, muts atomic.Int64
-	countRounds := func(o *Options) {
-		o.testRoundHook = func(_ store.Handle, n int) { rounds.Add(1); muts.Add(int64(n)) }
-	}
-	servers := []*Server{startBenchServer(b, countRounds), startBenchServer(b, nil), startBenchServer(b, nil)}
-	addrs := addrsOf(servers)
-	// Every client may leave a window of records on a full chunk.
-	nChunks := (b.N+clients*window)*record/(benchChunkSize*9/10) + 2
-	benchChunks(b, servers, 1, nChunks)
-	var cur atomic.Uint64
-	cur.Store(1)
-	data := make([]byte, record)
-	var next atomic.Int64
-	lat := make([][]time.Duration, clients)
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	errc := make(chan error, clients)
-	b.ResetTimer()
-	start := time.Now()
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dc := dataclient.New(dataclient.Options{})
-			defer dc.Close()
-			type sent struct {
-				call *dataclient.AppendCall
-				h    uint64
-				t0   time.Time
-			}
-			var st *dataclient.AppendStream
-			var sh uint64
-			streams := []*dataclient.AppendStream{}
-			defer func() {
-				for _, s := range streams {
-					s.Close()
-				}
-			}()
-			send := func(t0 time.Time) (sent, error) {
-				if h := cur.Load(); st == nil || sh != h {
-					s, err := dc.NewAppendStream(ctx, addrs, addrs[0], h, 1, false, window)
-					if err != nil {
-						return sent{}, err
-					}
-					st, sh = s, h
-					streams = append(streams, s)
-				}
-				return sent{st.Append(data), sh, t0}, nil
-			}
-			var ring []sent
-			retries := 0
-			for {
-				for len(ring) < window && (retries > 0 || next.Add(1) <= int64(b.N)) {
-					t0 := time.Now()
-					if retries > 0 {
-						retries--
-					}
-					sn, err := send(t0)
-					if err != nil {
-						errc <- err
-						return
-					}
-					ring = append(ring, sn)
-				}
-				if len(ring) == 0 {
-					return
-				}
-				sn := ring[0]
-				ring = ring[1:]
-				_, err := sn.call.Wait()
-				switch {
-				case errors.Is(err, dataclient.ErrChunkFull):
-					cur.CompareAndSwap(sn.h, sn.h+1)
-					retries++
-				case err != nil:
-					errc <- err
-					return
-				default:
-					lat[c] = append(lat[c], time.Since(sn.t0))
-				}
+	// Every client may leave a window of records on a full chunk.
+	runAppendBench(b, clients, clients*window, func(ab *appendBench, dc *dataclient.Client, lat *[]time.Duration) error {
+		type sent struct {
+			call *dataclient.AppendCall
+			h    uint64
+			t0   time.Time
+		}
+		var st *dataclient.AppendStream
+		var sh uint64
+		var streams []*dataclient.AppendStream
+		defer func() {
+			for _, s := range streams {
+				s.Close()
 			}
 		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	close(errc)
-	for err := range errc {
-		b.Fatal(err)
-	}
-	reportAppends(b, lat, elapsed, rounds.Load(), muts.Load())
-	b.SetBytes(record)
+		send := func(t0 time.Time) (sent, error) {
+			if h := ab.cur.Load(); st == nil || sh != h {
+				s, err := dc.NewAppendStream(ctx, ab.addrs, ab.addrs[0], h, 1, false, window)
+				if err != nil {
+					return sent{}, err
+				}
+				st, sh = s, h
+				streams = append(streams, s)
+			}
+			return sent{st.Append(ab.data), sh, t0}, nil
+		}
+		var ring []sent
+		retries := 0
+		for {
+			for len(ring) < window && (retries > 0 || ab.next.Add(1) <= int64(b.N)) {
+				t0 := time.Now()
+				if retries > 0 {
+					retries--
+				}
+				sn, err := send(t0)
+				if err != nil {
+					return err
+				}
+				ring = append(ring, sn)
+			}
+			if len(ring) == 0 {
+				return nil
+			}
+			sn := ring[0]
+			ring = ring[1:]
+			_, err := sn.call.Wait()
+			switch {
+			case errors.Is(err, dataclient.ErrChunkFull):
+				ab.cur.CompareAndSwap(sn.h, sn.h+1)
+				retries++
+			case err != nil:
+				return err
+			default:
+				*lat = append(*lat, time.Since(sn.t0))
+			}
+		}
+	})
 }
 
 // BenchmarkCopyChunk re-replicates 1 MiB chunks one after another from one

@@ -315,21 +315,8 @@ func TestCorruptionCaughtEndToEnd(t *testing.T) {
 // the next round (one store write and one apply per replica for all).
 func TestGroupCommit(t *testing.T) {
 	noLeaks(t)
-	release := make(chan struct{})
-	var mu sync.Mutex
-	var rounds []int
-	hook := func(o *Options) {
-		o.testRoundHook = func(h store.Handle, n int) {
-			mu.Lock()
-			rounds = append(rounds, n)
-			first := len(rounds) == 1
-			mu.Unlock()
-			if first {
-				<-release
-			}
-		}
-	}
-	servers := []*Server{startServer(t, hook), startServer(t, nil), startServer(t, nil)}
+	rb := newRoundBlocker()
+	servers := []*Server{startServer(t, rb.hook), startServer(t, nil), startServer(t, nil)}
 	addrs := addrsOf(servers)
 	rs := newChunk(t, addrs, 0x12, 0)
 	dc := newClient(t)
@@ -344,22 +331,20 @@ func TestGroupCommit(t *testing.T) {
 	}
 	wg.Add(1)
 	go appendOne()
-	waitFor(t, "the first round", func() bool { mu.Lock(); defer mu.Unlock(); return len(rounds) == 1 })
+	waitFor(t, "the first round", func() bool { return len(rb.sizes()) == 1 })
 	q := servers[0].seqs.get(store.Handle(rs.handle))
 	wg.Add(10)
 	for i := 0; i < 10; i++ {
 		go appendOne()
 	}
 	waitFor(t, "10 queued appends", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.pending) == 10 })
-	close(release)
+	close(rb.release)
 	wg.Wait()
 	close(errc)
 	for err := range errc {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(rounds) != 2 || rounds[1] != 10 {
+	if rounds := rb.sizes(); len(rounds) != 2 || rounds[1] != 10 {
 		t.Fatalf("rounds %v, want [1 10]", rounds)
 	}
 	for _, a := range addrs {

@@ -108,21 +108,8 @@ func TestAppendStream(t *testing.T) {
 // checksum) and a non-mutation request included.
 func TestPipelinedMutationsReadAhead(t *testing.T) {
 	noLeaks(t)
-	release := make(chan struct{})
-	var mu sync.Mutex
-	var rounds []int
-	hook := func(o *Options) {
-		o.testRoundHook = func(h store.Handle, n int) {
-			mu.Lock()
-			rounds = append(rounds, n)
-			first := len(rounds) == 1
-			mu.Unlock()
-			if first {
-				<-release
-			}
-		}
-	}
-	servers := []*Server{startServer(t, hook), startServer(t, nil)}
+	rb := newRoundBlocker()
+	servers := []*Server{startServer(t, rb.hook), startServer(t, nil)}
 	addrs := addrsOf(servers)
 	rs := newChunk(t, addrs, 0x71, 0)
 	recs := [][]byte{[]byte("first"), []byte("second"), []byte("third"), []byte("refused"), []byte("fifth")}
@@ -132,37 +119,24 @@ func TestPipelinedMutationsReadAhead(t *testing.T) {
 		if i == 3 {
 			sum++ // does not match: refused with a checksum error
 		}
-		req := wire.MutationRequest{Handle: rs.handle, Version: 1, Length: int64(len(d)), DataSum: sum, Secondaries: rs.secondaries()}
-		h := wire.Header{Op: wire.OpAppend, Flags: wire.FlagInline, RequestID: uint64(i + 1), PayloadLen: uint32(len(d))}
-		frames = append(wire.AppendRequest(frames, &h, nil, &req), d...)
+		frames = appendFrame(frames, rs, uint64(i+1), d, sum)
 	}
 	lh := wire.Header{Op: wire.OpLength, RequestID: 6}
 	frames = wire.AppendRequest(frames, &lh, nil, &wire.LengthRequest{Handle: rs.handle, Version: 1})
-
-	nc, err := net.Dial("tcp", rs.primaryAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := nc.Write(frames); err != nil {
-		t.Fatal(err)
-	}
+	nc := sendRaw(t, rs.primaryAddr(), frames)
 	// The first three are in the blocked first round or queued for the
 	// next: none waits for the round before being read.
 	q := servers[0].seqs.get(store.Handle(rs.handle))
 	waitFor(t, "the first three appends read", func() bool {
-		mu.Lock()
 		inRound := 0
-		if len(rounds) > 0 {
+		if rounds := rb.sizes(); len(rounds) > 0 {
 			inRound = rounds[0]
 		}
-		mu.Unlock()
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		return inRound+len(q.pending) == 3
 	})
-	close(release)
+	close(rb.release)
 
 	type answer struct {
 		h    wire.Header
@@ -327,20 +301,10 @@ func TestPipelinedThenGarbage(t *testing.T) {
 	const n = 8
 	for i := range n {
 		d := []byte(fmt.Sprintf("record %d", i))
-		req := wire.MutationRequest{Handle: rs.handle, Version: 1, Length: int64(len(d)), DataSum: xxhash.Sum64(d), Secondaries: rs.secondaries()}
-		h := wire.Header{Op: wire.OpAppend, Flags: wire.FlagInline, RequestID: uint64(i + 1), PayloadLen: uint32(len(d))}
-		frames = append(wire.AppendRequest(frames, &h, nil, &req), d...)
+		frames = appendFrame(frames, rs, uint64(i+1), d, xxhash.Sum64(d))
 	}
 	frames = append(frames, bytes.Repeat([]byte{0xee}, wire.HeaderSize)...) // bad magic
-	nc, err := net.Dial("tcp", rs.primaryAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := nc.Write(frames); err != nil {
-		t.Fatal(err)
-	}
+	nc := sendRaw(t, rs.primaryAddr(), frames)
 	for i := range n {
 		var hb [wire.HeaderSize]byte
 		if _, err := io.ReadFull(nc, hb[:]); err != nil {
@@ -362,4 +326,57 @@ func TestPipelinedThenGarbage(t *testing.T) {
 	if got := readAll(t, dc, addrs[1], rs.handle); !bytes.Equal(got, want) || len(want) != n*len("record 0") {
 		t.Fatalf("replicas hold %q and %q", want, got)
 	}
+}
+
+// appendFrame appends an inline APPEND of d to rs's chunk, with request id
+// id and data checksum sum, to frames.
+func appendFrame(frames []byte, rs *replicaSet, id uint64, d []byte, sum uint64) []byte {
+	req := wire.MutationRequest{Handle: rs.handle, Version: 1, Length: int64(len(d)), DataSum: sum, Secondaries: rs.secondaries()}
+	h := wire.Header{Op: wire.OpAppend, Flags: wire.FlagInline, RequestID: id, PayloadLen: uint32(len(d))}
+	return append(wire.AppendRequest(frames, &h, nil, &req), d...)
+}
+
+// sendRaw dials addr, writes frames in one write and returns the
+// connection (closed at cleanup), with a 20 s deadline.
+func sendRaw(t *testing.T, addr string, frames []byte) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := nc.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
+// roundBlocker is a round hook that records each round's size and holds
+// the first round until release is closed.
+type roundBlocker struct {
+	release chan struct{}
+	mu      sync.Mutex
+	rounds  []int // guarded by mu
+}
+
+func newRoundBlocker() *roundBlocker { return &roundBlocker{release: make(chan struct{})} }
+
+func (rb *roundBlocker) hook(o *Options) {
+	o.testRoundHook = func(_ store.Handle, n int) {
+		rb.mu.Lock()
+		rb.rounds = append(rb.rounds, n)
+		first := len(rb.rounds) == 1
+		rb.mu.Unlock()
+		if first {
+			<-rb.release
+		}
+	}
+}
+
+// sizes returns the sizes of the rounds so far.
+func (rb *roundBlocker) sizes() []int {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return slices.Clone(rb.rounds)
 }
