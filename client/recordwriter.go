@@ -8,11 +8,6 @@ import (
 	"github.com/gfs-go/gfs/dataplane/dataclient"
 )
 
-// streamRecordMax is the largest frame a RecordWriter pipelines: streamed
-// appends carry their data inline (dataclient's default InlineBytes).
-// Larger records are appended one at a time, as RecordAppend does.
-const streamRecordMax = 64 << 10
-
 // RecordWriter appends framed records to one file with many appends in
 // flight: records go to the current chunk's primary on one connection
 // without waiting for each other's answers (dataclient.AppendStream), so
@@ -97,7 +92,8 @@ func (w *RecordWriter) Append(rec []byte) error {
 			return w.stop(err)
 		}
 	}
-	if len(frame) > streamRecordMax {
+	if len(frame) > w.c.data.MaxStreamRecord() {
+		// Too large to travel inline on a stream: one at a time.
 		_, idx, err := w.c.appendFrame(w.ctx, w.path, w.cs, frame, w.idx)
 		if err != nil {
 			return w.stop(err)

@@ -75,6 +75,10 @@ func (a *AppendCall) finish(off int64, err error) {
 	close(a.done)
 }
 
+// MaxStreamRecord is the largest record an AppendStream of c carries: it
+// travels inline, so at most InlineBytes (and MaxRecordBytes).
+func (c *Client) MaxStreamRecord() int { return max(min(MaxRecordBytes, c.inline), 0) }
+
 // NewAppendStream opens a stream of record appends to chunk h at version v
 // through primary, whose lease names the rest of chain as secondaries. Up
 // to window appends are in flight (at least 1). ctx bounds the dial and
@@ -122,9 +126,9 @@ func (c *Client) NewAppendStream(ctx context.Context, chain []string, primary st
 // one ran.
 func (s *AppendStream) Append(data []byte) *AppendCall {
 	call := &AppendCall{done: make(chan struct{})}
-	if len(data) > MaxRecordBytes || len(data) > s.c.inline {
+	if limit := s.c.MaxStreamRecord(); len(data) > limit {
 		call.finish(0, fmt.Errorf("append %d bytes to chunk %x: %w (a stream carries records inline, up to %d bytes)",
-			len(data), s.req.Handle, ErrTooLarge, min(MaxRecordBytes, s.c.inline)))
+			len(data), s.req.Handle, ErrTooLarge, limit))
 		return call
 	}
 	if len(data) == 0 {
