@@ -199,6 +199,11 @@ func New(opts Options) (*Server, error) {
 	default:
 		return nil, fmt.Errorf("chunkserver: unknown Options.Capabilities %d", opts.Capabilities)
 	}
+	// The store calls OnCorrupt from inside Open too (chunks torn by a
+	// crash are verified there), before Open returns: everything the hook
+	// touches exists before the store is opened (issue 15: a torn chunk
+	// made every restart panic on the tracker's nil maps).
+	s.tracker.init()
 	userOnCorrupt := opts.Store.OnCorrupt
 	opts.Store.OnCorrupt = func(h store.Handle, blocks []int) {
 		s.tracker.changed(h)
@@ -234,7 +239,6 @@ func New(opts Options) (*Server, error) {
 	s.dc = dataclient.New(dataclient.Options{Logger: s.log, IOTimeout: opts.IOTimeout})
 	s.leases.init()
 	s.seqs.init()
-	s.tracker.init()
 	s.grpcLis = newChanListener(lis.Addr())
 	if s.tls {
 		// Only the master calls this service (chunk creation, versions, leases).
