@@ -19,6 +19,7 @@ import (
 	"github.com/gfs-go/gfs/control/tlsconfig"
 	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/internal/connlimit"
+	"github.com/gfs-go/gfs/internal/dirlock"
 	"github.com/gfs-go/gfs/master/oplog"
 )
 
@@ -34,9 +35,11 @@ type Master struct {
 	log   *slog.Logger
 	clock Clock
 	oplog *oplog.Log
-	locks *lockTable
-	srv   *grpc.Server
-	keys  *capability.Keyring // signs chunk capabilities; shared with chunkservers
+	// dirLock keeps every other process out of opts.Dir until Close.
+	dirLock *dirlock.Lock
+	locks   *lockTable
+	srv     *grpc.Server
+	keys    *capability.Keyring // signs chunk capabilities; shared with chunkservers
 
 	mu            sync.RWMutex // guards the fields below
 	st            *state
@@ -92,17 +95,26 @@ func New(opts Options) (*Master, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before the op log is read: a second master on a live directory would
+	// recover it, cut off the first one's newest records as a "torn tail"
+	// and append its own (issue 15: an acknowledged mkdir was lost).
+	dl, err := dirlock.Acquire(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("master: %w", err)
+	}
 	st := newState()
 	lg, err := oplog.Open(opts.Dir, oplog.Options{Logger: opts.Logger}, oplog.Replayer{
 		Checkpoint: st.apply,
 		Record:     func(_ uint64, rec []byte) error { return st.apply(rec) },
 	})
 	if err != nil {
+		dl.Release()
 		return nil, fmt.Errorf("master: recover %s: %w", opts.Dir, err)
 	}
 	now := opts.Clock.Now()
 	m := &Master{
 		opts:       opts,
+		dirLock:    dl,
 		log:        opts.Logger,
 		clock:      opts.Clock,
 		oplog:      lg,
@@ -132,6 +144,7 @@ func New(opts Options) (*Master, error) {
 	})
 	if err != nil {
 		lg.Close()
+		dl.Release()
 		return nil, fmt.Errorf("master: %w", err)
 	}
 	for h, c := range st.chunks {
@@ -142,6 +155,7 @@ func New(opts Options) (*Master, error) {
 	sopts, err := m.serverOptions()
 	if err != nil {
 		lg.Close()
+		dl.Release()
 		return nil, err
 	}
 	sopts = append(sopts, grpc.WaitForHandlers(true))
@@ -226,7 +240,7 @@ func (m *Master) Close() error {
 		}
 		m.conns = nil
 		m.connMu.Unlock()
-		m.closeErr = m.oplog.Close()
+		m.closeErr = errors.Join(m.oplog.Close(), m.dirLock.Release())
 	})
 	return m.closeErr
 }

@@ -94,18 +94,6 @@ func fsSpace(dir string) (free, total int64, err error) {
 	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
 }
 
-// lockDir takes an exclusive advisory lock on f (the store's LOCK file), so
-// that two processes never open the same store.
-func lockDir(f *os.File) error {
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return errors.New("store directory is in use by another process")
-		}
-		return err
-	}
-	return nil
-}
-
 // willNeed starts reading [off, off+n) of f into the page cache in the
 // background; dontNeed drops it. Both are hints: errors are ignored.
 func willNeed(f *os.File, off, n int64) { _ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_WILLNEED) }

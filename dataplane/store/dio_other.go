@@ -28,7 +28,5 @@ func fsSpace(dir string) (free, total int64, err error) {
 	return 0, 0, errors.ErrUnsupported
 }
 
-func lockDir(f *os.File) error { return nil }
-
 func willNeed(f *os.File, off, n int64) {}
 func dontNeed(f *os.File, off, n int64) {}

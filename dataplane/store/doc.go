@@ -10,7 +10,8 @@
 // header (magic, format version, checksum algorithm, block size, handle,
 // version, flags, CRC-32C) followed by one 16-byte entry per block (xxhash64
 // of the block, the block's length, and a check over both). See format.go
-// for the exact layout. A LOCK file (flock) keeps a second process out.
+// for the exact layout. A LOCK file (internal/dirlock: flock, naming the
+// holder's PID) keeps a second process out; the kernel drops it at exit.
 //
 // # Invariants
 //

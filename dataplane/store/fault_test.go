@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gfs-go/gfs/internal/dirlock"
 )
 
 // junk writes 0xAA over [off, off+n) of c's data file through a separate
@@ -300,4 +303,31 @@ func TestCommit(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", info, err)
 	}
 	checkChunk(t, s, 1, data)
+}
+
+// TestOpenLockedDir: a second Open of a store that is open fails, naming
+// the directory and the holder, and changes nothing; after Close it opens.
+func TestOpenLockedDir(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{ScrubRate: -1})
+	if err := s.Create(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{ScrubRate: -1}); !errors.Is(err, dirlock.ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second Open: %v, want dirlock.ErrLocked naming %s", err, dir)
+	}
+	if _, err := s.Info(1); err != nil {
+		t.Fatalf("first store after the refused Open: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir, Options{ScrubRate: -1})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	defer s2.Close()
+	if _, err := s2.Info(1); err != nil {
+		t.Fatal(err)
+	}
 }

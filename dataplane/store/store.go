@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gfs-go/gfs/internal/dirlock"
 )
 
 // Handle identifies a chunk (allocated by the master, never reused).
@@ -74,8 +76,8 @@ type Store struct {
 	align    int64 // sector: file offset/length granularity of data writes (1 when buffered)
 	memAlign int   // buffer alignment O_DIRECT needs
 
-	lockFile *os.File
-	dirFile  *os.File // for fsync of the directory after renames
+	lock    *dirlock.Lock // the directory's LOCK (internal/dirlock), held until Close
+	dirFile *os.File      // for fsync of the directory after renames
 
 	mu     sync.RWMutex
 	chunks map[Handle]*chunk // guarded by mu
@@ -143,15 +145,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		scrubIdle: opts.ScrubIdle,
 	}
 	var err error
-	if s.lockFile, err = os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	// Before anything in dir is read or changed: a second process on the
+	// same store would rewrite the first one's chunks.
+	if s.lock, err = dirlock.Acquire(dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if err := lockDir(s.lockFile); err != nil {
-		s.lockFile.Close()
-		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
-	}
 	if s.dirFile, err = os.Open(dir); err != nil {
-		s.lockFile.Close()
+		s.lock.Release()
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	memAlign, offAlign, ok, perr := probeDirect(dir)
@@ -334,9 +334,7 @@ func (s *Store) closeFiles() {
 	if s.dirFile != nil {
 		s.dirFile.Close()
 	}
-	if s.lockFile != nil {
-		s.lockFile.Close()
-	}
+	s.lock.Release()
 }
 
 // lookup returns the chunk for h, or ErrNotFound / ErrClosed.

@@ -20,6 +20,7 @@ import (
 	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/control/tlsconfig"
 	"github.com/gfs-go/gfs/dataplane/chunkserver"
+	"github.com/gfs-go/gfs/internal/dirlock"
 	"github.com/gfs-go/gfs/master"
 )
 
@@ -60,6 +61,7 @@ type Options struct {
 type Cluster struct {
 	opts Options
 	log  *slog.Logger
+	lock *dirlock.Lock // Options.Dir, held until Close
 
 	clientTLS  *tls.Config // nil without TLSDir
 	master     *master.Master
@@ -111,22 +113,27 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	// The whole tree is this cluster's until Close (the master and each
+	// chunkserver lock their own directories inside it too).
+	lock, err := dirlock.Acquire(opts.Dir)
+	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	prev := readAddrs(opts.Dir)
 
-	c := &Cluster{opts: opts, log: opts.Logger}
+	c := &Cluster{opts: opts, log: opts.Logger, lock: lock}
 	if opts.TLSDir != "" {
 		if err := ensureCerts(opts.TLSDir, opts.Chunkservers); err != nil {
+			lock.Release()
 			return nil, err
 		}
-		var err error
 		if c.clientTLS, err = tlsconfig.Client(c.TLSFiles("client")); err != nil {
+			lock.Release()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 	}
 	if err := c.startMaster(prev.Master); err != nil {
+		lock.Release()
 		return nil, err
 	}
 	for i := 0; i < opts.Chunkservers; i++ {
@@ -456,6 +463,9 @@ func (c *Cluster) Close() error {
 		}
 	}
 	if err := c.stopMasterLocked(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.lock.Release(); err != nil {
 		errs = append(errs, err)
 	}
 	c.mu.Unlock()

@@ -7,6 +7,8 @@
 // addresses picked at first start, so that a restart on the same directory
 // comes back on the same ports when they are free (clients and the master's
 // memory of locations stay valid) and keeps every byte written before.
+// A LOCK file in Options.Dir (internal/dirlock) keeps a second cluster out
+// while one runs.
 //
 // Every goroutine the cluster starts is stopped by Close (or, for one
 // chunkserver, by StopChunkserver), which waits for it.
