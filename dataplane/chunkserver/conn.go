@@ -14,6 +14,7 @@ import (
 
 	"github.com/gfs-go/gfs/dataplane/store"
 	"github.com/gfs-go/gfs/dataplane/wire"
+	"github.com/gfs-go/gfs/internal/connlimit"
 )
 
 // readBufSize is a connection's read buffer: a small request's header,
@@ -88,10 +89,15 @@ func (c *dataConn) serve(first [4]byte) {
 	copy(c.hdr[:], first[:])
 	have := len(first)
 	for {
-		// Idle between requests: no deadline (Close ends the connection).
 		if have == 0 && c.br.Buffered() == 0 {
-			_ = c.nc.SetReadDeadline(time.Time{})
+			if !c.waitRequest() {
+				return
+			}
 		}
+		// A request has begun: its header, like the rest of it, must come
+		// within IOTimeout (a client sending half a header and stopping
+		// holds nothing longer).
+		_ = c.nc.SetDeadline(time.Now().Add(c.s.opts.IOTimeout))
 		if _, err := io.ReadFull(c.br, c.hdr[have:]); err != nil {
 			if !errors.Is(err, io.EOF) && c.s.ctx.Err() == nil {
 				c.s.log.Debug("data connection ended", "remote", c.nc.RemoteAddr(), "err", err)
@@ -99,7 +105,6 @@ func (c *dataConn) serve(first [4]byte) {
 			return
 		}
 		have = 0
-		_ = c.nc.SetDeadline(time.Now().Add(c.s.opts.IOTimeout))
 		h, err := wire.DecodeHeader(c.hdr[:])
 		if errors.Is(err, wire.ErrUnknownOp) && h.CapLen <= wire.MaxCapability && h.MetaLen <= wire.MaxMeta && h.PayloadLen <= wire.MaxPayload {
 			// The checksum vouches for the lengths: skip the frame and
@@ -113,11 +118,11 @@ func (c *dataConn) serve(first [4]byte) {
 			continue
 		}
 		if err != nil {
-			c.s.log.Warn("closing data connection: bad frame header", "remote", c.nc.RemoteAddr(), "reason", err)
+			c.warn("closing data connection: bad frame header", "reason", err)
 			return
 		}
 		if h.Flags&wire.FlagResponse != 0 {
-			c.s.log.Warn("closing data connection: response frame sent as request", "remote", c.nc.RemoteAddr(), "op", h.Op)
+			c.warn("closing data connection: response frame sent as request", "op", h.Op)
 			return
 		}
 		if _, err := io.ReadFull(c.br, c.capb[:h.CapLen]); err != nil {
@@ -136,11 +141,54 @@ func (c *dataConn) serve(first [4]byte) {
 		}
 		if err := handlers[h.Op](c, &h, meta); err != nil {
 			if c.s.ctx.Err() == nil {
-				c.s.log.Warn("closing data connection", "remote", c.nc.RemoteAddr(), "op", h.Op, "reason", err)
+				c.warn("closing data connection", "op", h.Op, "reason", err)
 			}
 			return
 		}
 	}
+}
+
+// waitRequest waits, between requests, for the first byte of the next
+// one: up to IdleTimeout after the last answer was sent. Mutations still
+// queued for their answers are not idleness (the client is waiting for
+// them): the wait starts again once they are answered. false means the
+// connection is to be closed (idle for too long, or gone).
+func (c *dataConn) waitRequest() bool {
+	for {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+		_, err := c.br.Peek(1)
+		if err == nil {
+			return true
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			if !errors.Is(err, io.EOF) && c.s.ctx.Err() == nil {
+				c.s.log.Debug("data connection ended", "remote", c.nc.RemoteAddr(), "err", err)
+			}
+			return false
+		}
+		if c.nQueued.Load() > 0 {
+			c.waitAnswers()
+			continue
+		}
+		c.s.idleClosed.Add(1)
+		c.s.log.Debug("closing idle data connection", "remote", c.nc.RemoteAddr(), "idle", c.s.opts.IdleTimeout)
+		return false
+	}
+}
+
+// warn logs why a connection is closed for what its peer sent, at most
+// once a second per remote host (connlimit.LogLimiter); the lines held
+// back are counted (Server.SuppressedConnLogs) and the next line that gets
+// through says how many.
+func (c *dataConn) warn(msg string, args ...any) {
+	host := connlimit.HostOf(c.nc.RemoteAddr())
+	ok, suppressed := c.s.connLogs.Allow(host)
+	if !ok {
+		return
+	}
+	args = append(args, "remote", c.nc.RemoteAddr(), "suppressed", suppressed)
+	c.s.log.Warn(msg, args...)
 }
 
 // discard reads and drops n bytes.

@@ -65,6 +65,11 @@ type Options struct {
 	// IOTimeout bounds reading one request and sending one answer, and
 	// calls to other chunkservers; 0 = 30 s.
 	IOTimeout time.Duration
+	// IdleTimeout closes a data connection on which no request began for
+	// this long after the last answer (clients and peers redial); 0 = 2 min.
+	// It applies between requests only, never inside one (a long streaming
+	// transfer is bounded by IOTimeout per read and write instead).
+	IdleTimeout time.Duration
 	// MaxConnsPerHost caps the open connections (data and control) from
 	// one remote host; 0 = connlimit.DefaultPerHost (4096), negative = no
 	// cap. Connections over it are closed at once, with a logged reason.
@@ -121,6 +126,9 @@ type Server struct {
 	tracker     changeTracker
 	copying     copyGuard // chunks being copied here (heartbeat commands and CopyChunk)
 
+	connLogs   *connlimit.LogLimiter // warnings about what a peer sent, per host
+	idleClosed atomic.Uint64         // data connections closed for IdleTimeout
+
 	activeMutations atomic.Int32
 	queuedBytes     atomic.Int64  // inline data of mutations queued for answer writers
 	hbKick          chan struct{} // buffered(1): send a heartbeat now
@@ -167,6 +175,9 @@ func New(opts Options) (*Server, error) {
 	if opts.IOTimeout <= 0 {
 		opts.IOTimeout = 30 * time.Second
 	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 2 * time.Minute
+	}
 	if opts.SendMode == SendDefault {
 		opts.SendMode = defaultSendMode
 	}
@@ -189,6 +200,7 @@ func New(opts Options) (*Server, error) {
 		opts.Store.Logger = log
 	}
 	s := &Server{opts: opts, log: log, tls: srvTLS != nil, dialTLS: control.DialOptions{TLS: cliTLS}, conns: make(map[net.Conn]struct{}), done: make(chan struct{}), hbKick: make(chan struct{}, 1)}
+	s.connLogs = connlimit.NewLogLimiter(connlimit.LogEvery)
 	s.verifier = capability.NewVerifier(capability.VerifierOptions{Now: opts.testCapabilityClock})
 	switch opts.Capabilities {
 	case CapabilitiesAuto:
@@ -256,6 +268,14 @@ func New(opts Options) (*Server, error) {
 
 // Addr returns the actual listen address HOST:PORT.
 func (s *Server) Addr() string { return s.addr }
+
+// SuppressedConnLogs returns how many warnings about closed malformed data
+// connections were held back by the once-a-second-per-host limit.
+func (s *Server) SuppressedConnLogs() uint64 { return s.connLogs.Dropped() }
+
+// IdleClosed returns how many data connections were closed for being idle
+// longer than Options.IdleTimeout.
+func (s *Server) IdleClosed() uint64 { return s.idleClosed.Load() }
 
 // Store returns the server's chunk store (tests and tools inspect it).
 func (s *Server) Store() *store.Store { return s.store }

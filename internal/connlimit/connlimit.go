@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 )
 
 // DefaultPerHost is the cap when none is given: far above what a
@@ -23,10 +22,11 @@ type Listener struct {
 	perHost int
 	log     *slog.Logger
 
+	logs *LogLimiter // refusals logged per host
+
 	mu      sync.Mutex
-	open    map[string]int       // open connections by host; guarded by mu
-	lastLog map[string]time.Time // last refusal logged per host; guarded by mu
-	refused uint64               // guarded by mu
+	open    map[string]int // open connections by host; guarded by mu
+	refused uint64         // guarded by mu
 }
 
 // Wrap caps lis at perHost open connections per remote host: 0 means
@@ -43,7 +43,7 @@ func Wrap(lis net.Listener, perHost int, log *slog.Logger) net.Listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Listener{Listener: lis, perHost: perHost, log: log, open: map[string]int{}, lastLog: map[string]time.Time{}}
+	return &Listener{Listener: lis, perHost: perHost, log: log, logs: NewLogLimiter(LogEvery), open: map[string]int{}}
 }
 
 // Accept returns the next connection whose host is under the cap; the
@@ -58,15 +58,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if l.open[host] >= l.perHost {
 			l.refused++
-			now := time.Now()
-			logIt := now.Sub(l.lastLog[host]) >= time.Second
-			if logIt {
-				l.lastLog[host] = now
-			}
 			l.mu.Unlock()
 			c.Close()
-			if logIt {
-				l.log.Warn("connection refused: too many from one host", "host", host, "limit", l.perHost)
+			if ok, suppressed := l.logs.Allow(host); ok {
+				l.log.Warn("connection refused: too many from one host", "host", host, "limit", l.perHost, "suppressed", suppressed)
 			}
 			continue
 		}
@@ -83,6 +78,14 @@ func (l *Listener) Refused() uint64 {
 	return l.refused
 }
 
+// SuppressedLogs returns how many refusal warnings were held back by the
+// once-a-second-per-host limit.
+func (l *Listener) SuppressedLogs() uint64 { return l.logs.Dropped() }
+
+// HostOf returns the host part (IP address) of a remote address, the key
+// of the per-host cap and log limit.
+func HostOf(a net.Addr) string { return hostOf(a) }
+
 // Open returns how many accepted connections from host are open.
 func (l *Listener) Open(host string) int {
 	l.mu.Lock()
@@ -92,11 +95,15 @@ func (l *Listener) Open(host string) int {
 
 func (l *Listener) release(host string) {
 	l.mu.Lock()
+	gone := false
 	if l.open[host]--; l.open[host] <= 0 {
 		delete(l.open, host)
-		delete(l.lastLog, host)
+		gone = true
 	}
 	l.mu.Unlock()
+	if gone {
+		l.logs.Forget(host)
+	}
 }
 
 func hostOf(a net.Addr) string {
