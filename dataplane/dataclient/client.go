@@ -13,12 +13,14 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/wire"
+	"github.com/gfs-go/gfs/internal/connstate"
 )
 
 // Options tunes a Client. The zero value is valid.
@@ -134,21 +136,62 @@ type conn struct {
 	blk  []byte // one block of scratch for partial blocks of reads
 	dig  *xxhash.Digest
 	rr   wire.ReadResponse
+
+	idleSince time.Time // when it was pooled
+	reused    bool      // taken from the pool (it may have gone stale there)
+	answered  bool      // a byte of the current response arrived
 }
 
+// staleCheckAfter: a connection pooled at least this long is checked
+// (connstate.PeerClosed) before reuse. Servers close idle connections
+// (chunkserver.Options.IdleTimeout); a connection reused at once, as on
+// every busy path, skips the system call. A variable for tests.
+var staleCheckAfter = 100 * time.Millisecond
+
+// retryStale says whether a request that failed on cn with err is to be
+// sent again on a fresh connection: cn came from the pool, not a byte of
+// the answer arrived and the failure is the connection's (the server most
+// likely closed it as idle before reading the request). A request is
+// retried at most once; writes, pushes and reads are idempotent and
+// appends are at-least-once anyway.
+func retryStale(ctx context.Context, cn *conn, err error) bool {
+	return cn.reused && !cn.answered && ctx.Err() == nil && isPeerClose(err)
+}
+
+// isPeerClose reports whether err says the peer closed or reset the
+// connection (not a timeout: a slow server may be working on the request).
+func isPeerClose(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// get returns a pooled connection to addr that is not known to be stale,
+// or a new one.
 func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if cs := c.idle[addr]; len(cs) > 0 {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, ErrClosed
+		}
+		cs := c.idle[addr]
+		if len(cs) == 0 {
+			c.mu.Unlock()
+			return c.dial(ctx, addr)
+		}
 		cn := cs[len(cs)-1]
 		c.idle[addr] = cs[:len(cs)-1]
 		c.mu.Unlock()
+		if time.Since(cn.idleSince) >= staleCheckAfter && connstate.PeerClosed(cn.nc) {
+			cn.nc.Close() // closed by the server while pooled
+			continue
+		}
+		cn.reused, cn.answered = true, false
 		return cn, nil
 	}
-	c.mu.Unlock()
+}
+
+// dial opens a new connection to addr.
+func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 	d := net.Dialer{Timeout: c.dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -170,6 +213,7 @@ const connReadBuf = 8 << 10
 // put returns a healthy connection (at a frame boundary) to the pool.
 func (c *Client) put(cn *conn) {
 	_ = cn.nc.SetDeadline(time.Time{})
+	cn.idleSince = time.Now()
 	c.mu.Lock()
 	if !c.closed && len(c.idle[cn.addr]) < c.maxIdle {
 		c.idle[cn.addr] = append(c.idle[cn.addr], cn)
@@ -213,7 +257,11 @@ func ioErr(ctx context.Context, cn *conn, what string, err error) error {
 // error metadata was consumed (the connection stays usable; payload of
 // error responses is always empty). fatal says the connection must close.
 func (cn *conn) readResponse(op wire.Op, id uint64) (h wire.Header, meta []byte, fatal bool, err error) {
-	if _, err := io.ReadFull(cn.br, cn.hdr[:]); err != nil {
+	n, err := io.ReadFull(cn.br, cn.hdr[:])
+	if n > 0 {
+		cn.answered = true
+	}
+	if err != nil {
 		return h, nil, true, err
 	}
 	h, err = wire.DecodeHeader(cn.hdr[:])
@@ -254,6 +302,22 @@ func (c *Client) roundTrip(ctx context.Context, addr string, op wire.Op, flags u
 	if err != nil {
 		return err
 	}
+	retry, err := c.roundTripOn(ctx, cn, op, flags, m, tok, payload, out)
+	if retry {
+		c.log.Debug("pooled connection went stale; sending again on a new one", "addr", addr, "op", op, "err", err)
+		if cn, err = c.dial(ctx, addr); err != nil {
+			return err
+		}
+		_, err = c.roundTripOn(ctx, cn, op, flags, m, tok, payload, out)
+	}
+	return err
+}
+
+// roundTripOn is one attempt of roundTrip on cn, which it pools again or
+// closes. retry says the request may be sent again on a fresh connection
+// (retryStale); err is then the failure on cn.
+func (c *Client) roundTripOn(ctx context.Context, cn *conn, op wire.Op, flags uint16, m appender, tok, payload []byte, out interface{ Decode([]byte) error }) (retry bool, err error) {
+	addr := cn.addr
 	stop := c.start(ctx, cn)
 	defer stop()
 	id := c.reqID.Add(1)
@@ -269,27 +333,27 @@ func (c *Client) roundTrip(ctx context.Context, addr string, op wire.Op, flags u
 		_ = cn.nc.SetReadDeadline(time.Now().Add(time.Second))
 		if _, _, _, rerr := cn.readResponse(op, id); rerr != nil && !isIOError(rerr) {
 			cn.nc.Close()
-			return rerr
+			return false, rerr
 		}
 		cn.nc.Close()
-		return ioErr(ctx, cn, op.String(), werr)
+		return retryStale(ctx, cn, werr), ioErr(ctx, cn, op.String(), werr)
 	}
 	_, meta, fatal, err := cn.readResponse(op, id)
 	if fatal {
 		cn.nc.Close()
 		if errors.Is(err, ErrProtocol) {
-			return err
+			return false, err
 		}
-		return ioErr(ctx, cn, op.String(), err)
+		return retryStale(ctx, cn, err), ioErr(ctx, cn, op.String(), err)
 	}
 	if err == nil && out != nil {
 		if derr := out.Decode(meta); derr != nil {
 			cn.nc.Close()
-			return fmt.Errorf("%w: %v response from %s: %w", ErrProtocol, op, addr, derr)
+			return false, fmt.Errorf("%w: %v response from %s: %w", ErrProtocol, op, addr, derr)
 		}
 	}
 	c.put(cn)
-	return err
+	return false, err
 }
 
 // isIOError reports whether err came from the connection rather than from

@@ -57,6 +57,21 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 	if err != nil {
 		return 0, err
 	}
+	n, retry, err := c.readOn(ctx, cn, tok, h, v, off, p)
+	if retry {
+		c.log.Debug("pooled connection went stale; reading again on a new one", "addr", addr, "err", err)
+		if cn, err = c.dial(ctx, addr); err != nil {
+			return 0, err
+		}
+		n, _, err = c.readOn(ctx, cn, tok, h, v, off, p)
+	}
+	return n, err
+}
+
+// readOn is one attempt of Read on cn, which it pools again or closes.
+// retry says nothing was received and the read may be sent again on a
+// fresh connection (retryStale).
+func (c *Client) readOn(ctx context.Context, cn *conn, tok []byte, h, v uint64, off int64, p []byte) (n int, retry bool, err error) {
 	stop := c.start(ctx, cn)
 	defer stop()
 	piece := func(i int) []byte { return p[i*maxReadPiece : min((i+1)*maxReadPiece, len(p))] }
@@ -64,14 +79,13 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 	ids := [2]uint64{}
 	if ids[0], err = c.sendRead(cn, tok, h, v, off, len(piece(0))); err != nil {
 		cn.nc.Close()
-		return 0, ioErr(ctx, cn, "read", err)
+		return 0, retryStale(ctx, cn, err), ioErr(ctx, cn, "read", err)
 	}
-	n := 0
 	for i := 0; i < pieces; i++ {
 		if i+1 < pieces {
 			if ids[(i+1)%2], err = c.sendRead(cn, tok, h, v, off+int64((i+1)*maxReadPiece), len(piece(i+1))); err != nil {
 				cn.nc.Close()
-				return n, ioErr(ctx, cn, "read", err)
+				return n, false, ioErr(ctx, cn, "read", err)
 			}
 		}
 		buf := piece(i)
@@ -81,9 +95,9 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 			cn.nc.Close()
 			var ce *ChecksumError
 			if ctx.Err() == nil && (errors.As(err, &ce) || errors.Is(err, ErrProtocol)) {
-				return n, fmt.Errorf("read chunk %x at %d: %w", h, off+int64(n), err)
+				return n, false, fmt.Errorf("read chunk %x at %d: %w", h, off+int64(n), err)
 			}
-			return n, ioErr(ctx, cn, "read", err)
+			return n, i == 0 && retryStale(ctx, cn, err), ioErr(ctx, cn, "read", err)
 		}
 		if err == nil && m < len(buf) {
 			err = io.EOF
@@ -94,18 +108,18 @@ func (c *Client) Read(ctx context.Context, addr string, h, v uint64, off int64, 
 			if i+1 < pieces {
 				if _, ffatal, _ := cn.recvRead(ids[(i+1)%2], h, 0, nil); ffatal {
 					cn.nc.Close()
-					return n, err
+					return n, false, err
 				}
 			}
 			c.put(cn)
 			if err == io.EOF {
-				return n, io.EOF
+				return n, false, io.EOF
 			}
-			return n, fmt.Errorf("read chunk %x at %d: %w", h, off+int64(n), err)
+			return n, false, fmt.Errorf("read chunk %x at %d: %w", h, off+int64(n), err)
 		}
 	}
 	c.put(cn)
-	return n, nil
+	return n, false, nil
 }
 
 // sendRead sends one read request carrying capability tok and returns its id.

@@ -1,0 +1,16 @@
+// Package connstate tells whether a pooled, idle connection is still
+// usable. Servers close connections that sit idle (the chunkserver after
+// its IdleTimeout), and a pool that hands such a connection to the next
+// request makes that request fail for nothing; a look at the socket before
+// reuse catches the close that already arrived. A close racing with the
+// reuse is left to the caller's retry.
+package connstate
+
+import "net"
+
+// PeerClosed reports whether the peer of an idle connection closed or reset
+// it, or sent bytes nobody asked for (then the connection is not at a frame
+// boundary either); in each case it must not be reused. It never blocks and
+// consumes nothing. It returns false when it cannot tell (a connection
+// without a file descriptor, or a platform without the check).
+func PeerClosed(nc net.Conn) bool { return peerClosed(nc) }
