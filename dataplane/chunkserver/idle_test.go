@@ -1,6 +1,7 @@
 package chunkserver
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -218,5 +219,62 @@ func TestIdleTimeoutNotInsideRequest(t *testing.T) {
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestChainSurvivesIdleClose: chunkservers close idle connections to each
+// other too (the primary's pooled connections for forwarding pushes and
+// sending rounds to secondaries); the next write down the chain must not
+// fail for it. Found stale before reuse, or (check skipped) sent again on
+// a new connection.
+func TestChainSurvivesIdleClose(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		checkAfter time.Duration
+	}{
+		{"checked before reuse", 0},
+		{"retried after failing", time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeaks(t)
+			defer func(old time.Duration) { peerStaleCheckAfter = old }(peerStaleCheckAfter)
+			peerStaleCheckAfter = tc.checkAfter
+			idle := func(o *Options) { o.IdleTimeout = 200 * time.Millisecond }
+			a, b := startServer(t, idle), startServer(t, idle)
+			rs := newChunk(t, []string{a.Addr(), b.Addr()}, 0x93, 0)
+			dc := newClient(t)
+			ctx := context.Background()
+			var want []byte
+			for round := 0; round < 3; round++ {
+				big := make([]byte, 100<<10) // pushed down the chain, then applied
+				for i := range big {
+					big[i] = byte(round*7 + i)
+				}
+				small := []byte{byte(round), 1, 2, 3} // inline: only the apply round
+				// Odd rounds meet the stale connection with an apply round,
+				// even ones with a forwarded push.
+				writes := [][]byte{big, small}
+				if round%2 == 1 {
+					writes = [][]byte{small, big}
+				}
+				for _, d := range writes {
+					if err := dc.Write(ctx, rs.addrs, rs.primaryAddr(), rs.handle, 1, int64(len(want)), d, false); err != nil {
+						t.Fatalf("round %d: write after the chain's connections went idle: %v", round, err)
+					}
+					want = append(want, d...)
+				}
+				// Every connection (client's and the primary's) closed as idle.
+				ca, cb := a.IdleClosed(), b.IdleClosed()
+				waitFor(t, "idle connections closed", func() bool { return a.IdleClosed() > ca && b.IdleClosed() > cb })
+				if tc.checkAfter == 0 {
+					time.Sleep(50 * time.Millisecond) // the FINs reach the pools
+				}
+			}
+			for _, addr := range rs.addrs {
+				if got := readAll(t, dc, addr, rs.handle); !bytes.Equal(got, want) {
+					t.Fatalf("replica %s: %d bytes, want %d", addr, len(got), len(want))
+				}
+			}
+		})
 	}
 }

@@ -439,6 +439,23 @@ func (s *Server) sendApply(addr string, h store.Handle, version, serial uint64, 
 	if err != nil {
 		return err
 	}
+	err = s.sendApplyOn(pc, h, version, serial, ops, sync, tok, r)
+	if err != nil && pc.retryable(err) && s.ctx.Err() == nil {
+		// The secondary closed the pooled connection as idle before reading
+		// the round. Sending it again is safe: a round it did apply is
+		// refused by its serial.
+		s.log.Debug("pooled connection to secondary went stale; sending the round again", "secondary", addr, "err", err)
+		if pc, err = s.peers.dial(s.ctx, addr); err != nil {
+			return err
+		}
+		err = s.sendApplyOn(pc, h, version, serial, ops, sync, tok, r)
+	}
+	return err
+}
+
+// sendApplyOn is one attempt of sendApply on pc, which it pools again or
+// discards.
+func (s *Server) sendApplyOn(pc *peerConn, h store.Handle, version, serial uint64, ops []applyOp, sync bool, tok []byte, r *peerReply) error {
 	req := wire.ApplyRequest{Handle: uint64(h), Version: version, Serial: serial, Primary: s.addr, Ops: make([]wire.ApplyOp, len(ops))}
 	bufs := make(net.Buffers, 1, 1+len(ops))
 	payload := 0

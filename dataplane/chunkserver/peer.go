@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gfs-go/gfs/dataplane/wire"
+	"github.com/gfs-go/gfs/internal/connstate"
 )
 
 // peerConn is a pooled data connection to another chunkserver (chain
@@ -21,6 +22,23 @@ type peerConn struct {
 	hdr  [wire.HeaderSize]byte
 	buf  []byte
 	stop func() bool
+
+	idleSince time.Time // when it was pooled
+	reused    bool      // taken from the pool (it may have gone stale there)
+	answered  bool      // a byte of the current reply arrived
+}
+
+// peerStaleCheckAfter: a connection pooled at least this long is checked
+// (connstate.PeerClosed) before reuse: the peer closes connections idle
+// past its IdleTimeout. A variable for tests.
+var peerStaleCheckAfter = 100 * time.Millisecond
+
+// retryable says a request that failed on pc with err may be sent again
+// on a new connection (peerPool.dial): pc came from the pool, no byte of
+// the reply arrived and the peer closed or reset it, most likely as idle
+// before reading the request.
+func (pc *peerConn) retryable(err error) bool {
+	return pc.reused && !pc.answered && connstate.IsPeerClose(err)
 }
 
 // peerPool pools connections to other chunkservers.
@@ -42,28 +60,54 @@ var errPoolClosed = errors.New("chunkserver closing")
 // get returns a connection to addr armed with a deadline (IOTimeout,
 // bounded by ctx) that ctx cancellation also trips.
 func (p *peerPool) get(ctx context.Context, addr string) (*peerConn, error) {
-	p.mu.Lock()
-	if p.closed {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, errPoolClosed
+		}
+		cs := p.idle[addr]
+		if len(cs) == 0 {
+			p.mu.Unlock()
+			return p.dial(ctx, addr)
+		}
+		pc := cs[len(cs)-1]
+		p.idle[addr] = cs[:len(cs)-1]
 		p.mu.Unlock()
+		if time.Since(pc.idleSince) >= peerStaleCheckAfter && connstate.PeerClosed(pc.nc) {
+			pc.nc.Close() // closed by the peer while pooled
+			continue
+		}
+		pc.reused, pc.answered = true, false
+		p.arm(ctx, pc)
+		return pc, nil
+	}
+}
+
+// dial opens a new connection to addr, armed like get's.
+func (p *peerPool) dial(ctx context.Context, addr string) (*peerConn, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
 		return nil, errPoolClosed
 	}
-	var pc *peerConn
-	if cs := p.idle[addr]; len(cs) > 0 {
-		pc = cs[len(cs)-1]
-		p.idle[addr] = cs[:len(cs)-1]
+	d := net.Dialer{Timeout: min(p.ioTimeout, 5*time.Second)}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
 	}
-	p.mu.Unlock()
-	if pc == nil {
-		d := net.Dialer{Timeout: min(p.ioTimeout, 5*time.Second)}
-		nc, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		if tc, ok := nc.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-		pc = &peerConn{addr: addr, nc: nc, buf: make([]byte, 0, 4096)}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
 	}
+	pc := &peerConn{addr: addr, nc: nc, buf: make([]byte, 0, 4096)}
+	p.arm(ctx, pc)
+	return pc, nil
+}
+
+// arm sets pc's deadline (IOTimeout, bounded by ctx) and makes ctx
+// cancellation trip it.
+func (p *peerPool) arm(ctx context.Context, pc *peerConn) {
 	dl := time.Now().Add(p.ioTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
@@ -71,7 +115,6 @@ func (p *peerPool) get(ctx context.Context, addr string) (*peerConn, error) {
 	_ = pc.nc.SetDeadline(dl)
 	nc := pc.nc
 	pc.stop = context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	return pc, nil
 }
 
 // put pools a connection whose last response was read completely.
@@ -81,6 +124,7 @@ func (p *peerPool) put(pc *peerConn) {
 		return
 	}
 	_ = pc.nc.SetDeadline(time.Time{})
+	pc.idleSince = time.Now()
 	p.mu.Lock()
 	if !p.closed && len(p.idle[pc.addr]) < 64 {
 		p.idle[pc.addr] = append(p.idle[pc.addr], pc)
@@ -120,7 +164,11 @@ type peerReply struct {
 // readReply reads the (payload-free) response to request (op, id). An
 // error means the connection is unusable.
 func (pc *peerConn) readReply(op wire.Op, id uint64, r *peerReply) error {
-	if _, err := io.ReadFull(pc.nc, pc.hdr[:]); err != nil {
+	n, err := io.ReadFull(pc.nc, pc.hdr[:])
+	if n > 0 {
+		pc.answered = true
+	}
+	if err != nil {
 		return err
 	}
 	h, err := wire.DecodeHeader(pc.hdr[:])

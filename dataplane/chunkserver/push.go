@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/gfs-go/gfs/dataplane/capability"
 	"github.com/gfs-go/gfs/dataplane/store"
@@ -57,17 +58,26 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 	var downAddr string
 	var downErr error
 	var downID uint64
+	// downStale: the downstream leg failed on a pooled connection the next
+	// replica had closed as idle, before any reply: once the whole payload
+	// is here it is sent again, whole, on a new connection.
+	downStale := false
+	dropDown := func(err error) {
+		downStale = down.retryable(err)
+		c.s.peers.discard(down)
+		down, downErr = nil, err
+	}
+	fwd := wire.PushRequest{ID: req.ID, DataSum: req.DataSum}
 	if len(req.Downstream) > 0 {
 		downAddr = req.Downstream[0]
+		fwd.Downstream = req.Downstream[1:]
 		down, downErr = c.s.peers.get(c.s.ctx, downAddr)
 		if downErr == nil {
 			downID = c.s.peers.reqID.Add(1)
 			fh := wire.Header{Op: wire.OpPush, RequestID: downID, PayloadLen: h.PayloadLen}
-			fwd := wire.PushRequest{ID: req.ID, DataSum: req.DataSum, Downstream: req.Downstream[1:]}
 			down.buf = wire.AppendRequest(down.buf[:0], &fh, tok, &fwd)
 			if _, err := down.nc.Write(down.buf); err != nil {
-				c.s.peers.discard(down)
-				down, downErr = nil, err
+				dropDown(err)
 			}
 		}
 	}
@@ -82,8 +92,7 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 			}
 			if down != nil {
 				if _, werr := down.nc.Write(buf.B[got : got+int64(m)]); werr != nil {
-					c.s.peers.discard(down)
-					down, downErr = nil, werr
+					dropDown(werr)
 				}
 			}
 			_, _ = c.dig.Write(buf.B[got : got+int64(m)]) // after forwarding: off the chain's critical path
@@ -102,21 +111,28 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 		}
 		return c.replyErr(h, wire.StatusChecksum, "", "pushed data does not match its checksum")
 	}
+	var r peerReply
+	downOK := false
 	if down != nil {
-		var r peerReply
 		if err := down.readReply(wire.OpPush, downID, &r); err != nil {
-			c.s.peers.discard(down)
-			downErr = err
+			dropDown(err)
 		} else {
 			c.s.peers.put(down)
-			if r.status != wire.StatusOK {
-				replica := r.err.Replica
-				if replica == "" {
-					replica = downAddr
-				}
-				return c.replyErr(h, r.status, replica, r.err.Message)
-			}
+			downOK = true
 		}
+	}
+	if downErr != nil && downStale && c.s.ctx.Err() == nil {
+		c.s.log.Debug("pooled connection down the chain went stale; forwarding the push again", "downstream", downAddr, "err", downErr)
+		if downErr = c.s.pushWhole(downAddr, &fwd, tok, buf.B[:n], &r); downErr == nil {
+			downOK = true
+		}
+	}
+	if downOK && r.status != wire.StatusOK {
+		replica := r.err.Replica
+		if replica == "" {
+			replica = downAddr
+		}
+		return c.replyErr(h, r.status, replica, r.err.Message)
 	}
 	if downErr != nil {
 		return c.replyErr(h, wire.StatusUnavailable, downAddr, "forwarding push: "+downErr.Error())
@@ -124,4 +140,29 @@ func (c *dataConn) handlePush(h *wire.Header, meta []byte) error {
 	keep = true
 	c.s.pushes.put(req.ID, buf)
 	return c.reply(h, wire.StatusOK, nil, 0)
+}
+
+// pushWhole forwards a push, payload complete, to addr on a new connection
+// and reads the reply into r (the retry of a downstream leg that met a
+// stale pooled connection; the next replica replaces data pushed twice
+// under one id).
+func (s *Server) pushWhole(addr string, fwd *wire.PushRequest, tok, data []byte, r *peerReply) error {
+	pc, err := s.peers.dial(s.ctx, addr)
+	if err != nil {
+		return err
+	}
+	id := s.peers.reqID.Add(1)
+	fh := wire.Header{Op: wire.OpPush, RequestID: id, PayloadLen: uint32(len(data))}
+	pc.buf = wire.AppendRequest(pc.buf[:0], &fh, tok, fwd)
+	bufs := net.Buffers{pc.buf, data}
+	if _, err := bufs.WriteTo(pc.nc); err != nil {
+		s.peers.discard(pc)
+		return err
+	}
+	if err := pc.readReply(wire.OpPush, id, r); err != nil {
+		s.peers.discard(pc)
+		return err
+	}
+	s.peers.put(pc)
+	return nil
 }

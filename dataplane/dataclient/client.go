@@ -13,7 +13,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -155,13 +154,7 @@ var staleCheckAfter = 100 * time.Millisecond
 // retried at most once; writes, pushes and reads are idempotent and
 // appends are at-least-once anyway.
 func retryStale(ctx context.Context, cn *conn, err error) bool {
-	return cn.reused && !cn.answered && ctx.Err() == nil && isPeerClose(err)
-}
-
-// isPeerClose reports whether err says the peer closed or reset the
-// connection (not a timeout: a slow server may be working on the request).
-func isPeerClose(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return cn.reused && !cn.answered && ctx.Err() == nil && connstate.IsPeerClose(err)
 }
 
 // get returns a pooled connection to addr that is not known to be stale,

@@ -6,7 +6,12 @@
 // reuse is left to the caller's retry.
 package connstate
 
-import "net"
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+)
 
 // PeerClosed reports whether the peer of an idle connection closed or reset
 // it, or sent bytes nobody asked for (then the connection is not at a frame
@@ -14,3 +19,12 @@ import "net"
 // consumes nothing. It returns false when it cannot tell (a connection
 // without a file descriptor, or a platform without the check).
 func PeerClosed(nc net.Conn) bool { return peerClosed(nc) }
+
+// IsPeerClose reports whether err, from I/O on a connection, says the peer
+// closed or reset it (not a timeout: a slow peer may still be working on
+// the request). A request that failed so on a reused connection before any
+// byte of its answer arrived most likely met a close of the idle
+// connection and may be sent again on a new one.
+func IsPeerClose(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
