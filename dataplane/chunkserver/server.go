@@ -86,6 +86,8 @@ type Options struct {
 	// master-signed capability; 0 = CapabilitiesAuto (required under TLS).
 	Capabilities CapabilityMode
 	// Store configures the chunk store (its Logger defaults to Logger).
+	// Store.OnCorrupt, when set, also sees the chunks New finds torn by a
+	// crash while it opens the store, before New returns.
 	Store store.Options
 	// Logger receives the server's logs; nil discards.
 	Logger *slog.Logger
