@@ -107,6 +107,9 @@ func (d *dec) count(min int) int {
 	if d.err == nil && n > uint64(len(d.b)/min) {
 		d.err = errDecode
 	}
+	if d.err != nil {
+		return 0 // never a corrupt count to allocate by
+	}
 	return int(n)
 }
 

@@ -233,6 +233,9 @@ func (s *state) apply(rec []byte) error {
 		if err := d.done(); err != nil {
 			return err
 		}
+		if err := checkPath(p); err != nil {
+			return err // before keepParentMtime, which needs a valid path
+		}
 		if p == "/" {
 			s.nodes["/"].mtimeMs = mtime
 			return nil
@@ -248,6 +251,9 @@ func (s *state) apply(rec []byte) error {
 			hs[i], vs[i] = d.u(), d.u()
 		}
 		if err := d.done(); err != nil {
+			return err
+		}
+		if err := checkPath(p); err != nil {
 			return err
 		}
 		defer s.keepParentMtime(p)()
