@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"time"
 
@@ -53,7 +54,10 @@ func (c *Client) Create(ctx context.Context, path string, opts CreateOptions) er
 	if opts.Replication < 0 || opts.Replication > 255 {
 		return fmt.Errorf("create %s: %w: replication %d", path, ErrBadArgument, opts.Replication)
 	}
-	req := &controlpb.CreateRequest{Path: path, Replication: uint32(opts.Replication), Parents: opts.Parents}
+	// One request id for the call and all its retries: a retry after the
+	// master applied the create but died before answering gets "created",
+	// not "exists".
+	req := &controlpb.CreateRequest{Path: path, Replication: uint32(opts.Replication), Parents: opts.Parents, RequestId: newRequestID()}
 	err := c.callMaster(ctx, namespaceMutation, func(ctx context.Context) error {
 		_, err := c.master.Create(ctx, req)
 		return err
@@ -67,8 +71,9 @@ func (c *Client) Mkdir(ctx context.Context, path string, parents bool) error {
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
+	req := &controlpb.MkdirRequest{Path: path, Parents: parents, RequestId: newRequestID()}
 	err := c.callMaster(ctx, namespaceMutation, func(ctx context.Context) error {
-		_, err := c.master.Mkdir(ctx, &controlpb.MkdirRequest{Path: path, Parents: parents})
+		_, err := c.master.Mkdir(ctx, req)
 		return err
 	})
 	return controlError("mkdir", path, err)
@@ -80,8 +85,9 @@ func (c *Client) Delete(ctx context.Context, path string, recursive bool) error 
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
+	req := &controlpb.DeleteRequest{Path: path, Recursive: recursive, RequestId: newRequestID()}
 	err := c.callMaster(ctx, namespaceMutation, func(ctx context.Context) error {
-		_, err := c.master.Delete(ctx, &controlpb.DeleteRequest{Path: path, Recursive: recursive})
+		_, err := c.master.Delete(ctx, req)
 		return err
 	})
 	c.forget(path)
@@ -93,8 +99,9 @@ func (c *Client) Rename(ctx context.Context, src, dst string) error {
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
+	req := &controlpb.RenameRequest{Src: src, Dst: dst, RequestId: newRequestID()}
 	err := c.callMaster(ctx, namespaceMutation, func(ctx context.Context) error {
-		_, err := c.master.Rename(ctx, &controlpb.RenameRequest{Src: src, Dst: dst})
+		_, err := c.master.Rename(ctx, req)
 		return err
 	})
 	c.forget(src)
@@ -145,4 +152,13 @@ func (c *Client) Stat(ctx context.Context, path string) (FileInfo, error) {
 		return FileInfo{}, controlError("stat", path, err)
 	}
 	return fileInfoFrom(resp.GetInfo()), nil
+}
+
+// newRequestID names one logical namespace call; its retries reuse it so
+// the master answers them with the first answer (128 random bits: ids
+// from independent clients never collide in practice).
+func newRequestID() []byte {
+	id := make([]byte, 16)
+	rand.Read(id) // never fails (crypto/rand)
+	return id
 }

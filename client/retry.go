@@ -21,9 +21,12 @@ const (
 	// failure, including deadlines.
 	idempotent callKind = iota
 	// namespaceMutation calls (Create, Mkdir, Delete, Rename) are retried
-	// only when the master surely did not apply them: it could not be
-	// reached (UNAVAILABLE without an error code) or it asked to try again.
-	// A deadline is ambiguous and is returned to the caller.
+	// when the master could not be reached or lost the connection
+	// (UNAVAILABLE without an error code) or asked to try again. The master
+	// may have applied the first attempt before the connection broke (it
+	// died after its log sync): every call carries one request id for all
+	// its attempts, and the master answers a retry with the first answer
+	// (master/requests.go). A deadline is returned to the caller.
 	namespaceMutation
 )
 

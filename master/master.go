@@ -288,17 +288,6 @@ func (m *Master) waitDurable(t oplog.Ticket) error {
 	return nil
 }
 
-// commit applies and logs rec and waits until it is durable.
-func (m *Master) commit(rec []byte) error {
-	m.mu.Lock()
-	t, err := m.applyLocked(rec)
-	m.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return m.waitDurable(t)
-}
-
 func (m *Master) nowMs() int64 { return m.clock.Now().UnixMilli() }
 
 // loop runs maintenance every heartbeat interval and checkpoints when asked.

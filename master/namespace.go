@@ -30,12 +30,21 @@ func (m *Master) Create(ctx context.Context, req *controlpb.CreateRequest) (*con
 		return nil, errCode(codeBadArg, "replication %d above %d", repl, maxReplication)
 	}
 	defer m.locks.lock(writePath(p))()
-	rec := newRec(opCreate).s(p).u(repl).bool(req.GetParents()).i(m.nowMs()).b
-	if err := m.commit(rec); err != nil {
+	err := m.mutate(mutation{
+		id:     req.GetRequestId(),
+		call:   callFingerprint(opCreate, p),
+		record: func() []byte { return newRec(opCreate).s(p).u(repl).bool(req.GetParents()).i(m.nowMs()).b },
+	})
+	if err != nil {
 		return nil, err
 	}
 	m.mu.RLock()
-	info := m.fileInfoLocked(p, m.st.nodes[p])
+	info := &controlpb.FileInfo{Path: p, Name: baseOf(p), Replication: uint32(repl)}
+	if n := m.st.nodes[p]; n != nil {
+		// A retry answered from the request table finds the file as it is
+		// now (or gone, if deleted since: then the bare description).
+		info = m.fileInfoLocked(p, n)
+	}
 	m.mu.RUnlock()
 	return &controlpb.CreateResponse{Info: info}, nil
 }
@@ -51,11 +60,18 @@ func (m *Master) Mkdir(ctx context.Context, req *controlpb.MkdirRequest) (*contr
 	m.mu.RLock()
 	n := m.st.nodes[p]
 	m.mu.RUnlock()
+	mu := mutation{
+		id:     req.GetRequestId(),
+		call:   callFingerprint(opMkdir, p),
+		record: func() []byte { return newRec(opMkdir).s(p).bool(req.GetParents()).i(m.nowMs()).b },
+	}
 	if n != nil && n.dir && req.GetParents() {
+		if err := m.answered(mu); err != nil {
+			return nil, err
+		}
 		return &controlpb.MkdirResponse{}, nil
 	}
-	rec := newRec(opMkdir).s(p).bool(req.GetParents()).i(m.nowMs()).b
-	if err := m.commit(rec); err != nil {
+	if err := m.mutate(mu); err != nil {
 		return nil, err
 	}
 	return &controlpb.MkdirResponse{}, nil
@@ -69,22 +85,22 @@ func (m *Master) Delete(ctx context.Context, req *controlpb.DeleteRequest) (*con
 		return nil, err
 	}
 	defer m.locks.lock(writePath(p))()
-	m.mu.Lock()
-	id := m.st.nextTrash
-	t, err := m.applyLocked(newRec(opDelete).s(p).bool(req.GetRecursive()).u(id).i(m.nowMs()).b)
-	if err == nil {
-		// Trashed chunks are no longer re-replicated; drop leases' relevance.
-		for h := range m.needCheck {
-			if c := m.st.chunks[h]; c != nil && c.flags&chunkTrashed != 0 {
-				delete(m.needCheck, h)
+	err := m.mutate(mutation{
+		id:   req.GetRequestId(),
+		call: callFingerprint(opDelete, p),
+		record: func() []byte {
+			return newRec(opDelete).s(p).bool(req.GetRecursive()).u(m.st.nextTrash).i(m.nowMs()).b
+		},
+		applied: func() {
+			// Trashed chunks are no longer re-replicated; drop leases' relevance.
+			for h := range m.needCheck {
+				if c := m.st.chunks[h]; c != nil && c.flags&chunkTrashed != 0 {
+					delete(m.needCheck, h)
+				}
 			}
-		}
-	}
-	m.mu.Unlock()
+		},
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := m.waitDurable(t); err != nil {
 		return nil, err
 	}
 	return &controlpb.DeleteResponse{}, nil
@@ -100,7 +116,12 @@ func (m *Master) Rename(ctx context.Context, req *controlpb.RenameRequest) (*con
 		return nil, err
 	}
 	defer m.locks.lock(append(writePath(src), writePath(dst)...))()
-	if err := m.commit(newRec(opRename).s(src).s(dst).i(m.nowMs()).b); err != nil {
+	err := m.mutate(mutation{
+		id:     req.GetRequestId(),
+		call:   callFingerprint(opRename, src, dst),
+		record: func() []byte { return newRec(opRename).s(src).s(dst).i(m.nowMs()).b },
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &controlpb.RenameResponse{}, nil

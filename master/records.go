@@ -18,11 +18,16 @@ const (
 	opAddChunk byte = 6 // path, index, handle, version
 	opVersion  byte = 7 // handle, version
 	opReclaim  byte = 8 // trash id
+	// opRequest wraps a namespace mutation with the request id that asked
+	// for it: id, at ms, call fingerprint, inner record. Applying it applies
+	// the inner record and remembers the id (requests.go), atomically.
+	opRequest byte = 9
 
-	ckHeader byte = 64 // handle ceiling, next trash id
-	ckDir    byte = 65 // path, mtime
-	ckFile   byte = 66 // path, replication, mtime, n, n x (handle, version)
-	ckTrash  byte = 67 // id, path, deleted ms, n, n x (handle, version, replication)
+	ckHeader  byte = 64 // handle ceiling, next trash id
+	ckDir     byte = 65 // path, mtime
+	ckFile    byte = 66 // path, replication, mtime, n, n x (handle, version)
+	ckTrash   byte = 67 // id, path, deleted ms, n, n x (handle, version, replication)
+	ckRequest byte = 68 // request id, at ms, call fingerprint (a remembered success)
 )
 
 // errDecode reports a malformed record (replay treats it as corruption).
@@ -101,6 +106,9 @@ func (d *dec) count(min int) int {
 	n := d.u()
 	if d.err == nil && n > uint64(len(d.b)/min) {
 		d.err = errDecode
+	}
+	if d.err != nil {
+		return 0 // never a corrupt count to allocate by
 	}
 	return int(n)
 }

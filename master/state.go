@@ -94,6 +94,7 @@ type state struct {
 	trash     map[uint64]*trashEntry
 	ceiling   uint64 // handles below it may have been handed out (persisted)
 	nextTrash uint64
+	requests  *requestTable // recent request ids and their answers (requests.go)
 }
 
 func newState() *state {
@@ -103,6 +104,7 @@ func newState() *state {
 		trash:     make(map[uint64]*trashEntry),
 		ceiling:   1, // handle 0 is never used
 		nextTrash: 1,
+		requests:  newRequestTable(),
 	}
 }
 
@@ -196,6 +198,29 @@ func (s *state) apply(rec []byte) error {
 		}
 		delete(s.trash, id)
 		return nil
+	case opRequest:
+		id, at, call, inner := d.s(), d.i(), d.u(), d.s()
+		if err := d.done(); err != nil {
+			return err
+		}
+		if len(id) != requestIDLen || len(inner) == 0 || inner[0] == opRequest || inner[0] >= ckHeader {
+			return fmt.Errorf("%w: request record wraps bad id or record", errDecode)
+		}
+		if err := s.apply([]byte(inner)); err != nil {
+			return err
+		}
+		s.requests.remember(id, call, at, nil, true)
+		return nil
+	case ckRequest:
+		id, at, call := d.s(), d.i(), d.u()
+		if err := d.done(); err != nil {
+			return err
+		}
+		if len(id) != requestIDLen {
+			return fmt.Errorf("%w: request id of %d bytes", errDecode, len(id))
+		}
+		s.requests.remember(id, call, at, nil, true)
+		return nil
 	case ckHeader:
 		c, nt := d.u(), d.u()
 		if err := d.done(); err != nil {
@@ -207,6 +232,9 @@ func (s *state) apply(rec []byte) error {
 		p, mtime := d.s(), d.i()
 		if err := d.done(); err != nil {
 			return err
+		}
+		if err := checkPath(p); err != nil {
+			return err // before keepParentMtime, which needs a valid path
 		}
 		if p == "/" {
 			s.nodes["/"].mtimeMs = mtime
@@ -223,6 +251,9 @@ func (s *state) apply(rec []byte) error {
 			hs[i], vs[i] = d.u(), d.u()
 		}
 		if err := d.done(); err != nil {
+			return err
+		}
+		if err := checkPath(p); err != nil {
 			return err
 		}
 		defer s.keepParentMtime(p)()
@@ -501,5 +532,7 @@ func (s *state) snapshot(emit func([]byte) error) error {
 			return err
 		}
 	}
-	return nil
+	return s.requests.each(func(id string, e *requestEntry) error {
+		return emit(newRec(ckRequest).s(id).i(e.atMs).u(e.call).b)
+	})
 }

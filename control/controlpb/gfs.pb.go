@@ -360,10 +360,14 @@ func (x *ChunkLocation) GetCapability() []byte {
 // Namespace
 // ---------------------------------------------------------------------------
 type CreateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Replication   uint32                 `protobuf:"varint,2,opt,name=replication,proto3" json:"replication,omitempty"` // 0 = master default
-	Parents       bool                   `protobuf:"varint,3,opt,name=parents,proto3" json:"parents,omitempty"`         // create missing parent directories
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Path        string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Replication uint32                 `protobuf:"varint,2,opt,name=replication,proto3" json:"replication,omitempty"` // 0 = master default
+	Parents     bool                   `protobuf:"varint,3,opt,name=parents,proto3" json:"parents,omitempty"`         // create missing parent directories
+	// request_id names one logical call (16 random bytes, the same on every
+	// retry of it): the master answers a retry with the first answer. Empty
+	// = not deduplicated.
+	RequestId     []byte `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -419,6 +423,13 @@ func (x *CreateRequest) GetParents() bool {
 	return false
 }
 
+func (x *CreateRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
 type CreateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Info          *FileInfo              `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
@@ -464,9 +475,13 @@ func (x *CreateResponse) GetInfo() *FileInfo {
 }
 
 type MkdirRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Parents       bool                   `protobuf:"varint,2,opt,name=parents,proto3" json:"parents,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Path    string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Parents bool                   `protobuf:"varint,2,opt,name=parents,proto3" json:"parents,omitempty"`
+	// request_id names one logical call (16 random bytes, the same on every
+	// retry of it): the master answers a retry with the first answer. Empty
+	// = not deduplicated.
+	RequestId     []byte `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -515,6 +530,13 @@ func (x *MkdirRequest) GetParents() bool {
 	return false
 }
 
+func (x *MkdirRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
 type MkdirResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -552,9 +574,13 @@ func (*MkdirResponse) Descriptor() ([]byte, []int) {
 }
 
 type DeleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Recursive     bool                   `protobuf:"varint,2,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Path      string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Recursive bool                   `protobuf:"varint,2,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	// request_id names one logical call (16 random bytes, the same on every
+	// retry of it): the master answers a retry with the first answer. Empty
+	// = not deduplicated.
+	RequestId     []byte `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -603,6 +629,13 @@ func (x *DeleteRequest) GetRecursive() bool {
 	return false
 }
 
+func (x *DeleteRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
 type DeleteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -640,9 +673,13 @@ func (*DeleteResponse) Descriptor() ([]byte, []int) {
 }
 
 type RenameRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Src           string                 `protobuf:"bytes,1,opt,name=src,proto3" json:"src,omitempty"`
-	Dst           string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Src   string                 `protobuf:"bytes,1,opt,name=src,proto3" json:"src,omitempty"`
+	Dst   string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
+	// request_id names one logical call (16 random bytes, the same on every
+	// retry of it): the master answers a retry with the first answer. Empty
+	// = not deduplicated.
+	RequestId     []byte `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -689,6 +726,13 @@ func (x *RenameRequest) GetDst() string {
 		return x.Dst
 	}
 	return ""
+}
+
+func (x *RenameRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
 }
 
 type RenameResponse struct {
@@ -2221,24 +2265,32 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06length\x18\a \x01(\x03R\x06length\x12\x1e\n" +
 	"\n" +
 	"capability\x18\b \x01(\fR\n" +
-	"capability\"_\n" +
+	"capability\"~\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12 \n" +
 	"\vreplication\x18\x02 \x01(\rR\vreplication\x12\x18\n" +
-	"\aparents\x18\x03 \x01(\bR\aparents\">\n" +
+	"\aparents\x18\x03 \x01(\bR\aparents\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\fR\trequestId\">\n" +
 	"\x0eCreateResponse\x12,\n" +
-	"\x04info\x18\x01 \x01(\v2\x18.gfs.control.v1.FileInfoR\x04info\"<\n" +
+	"\x04info\x18\x01 \x01(\v2\x18.gfs.control.v1.FileInfoR\x04info\"[\n" +
 	"\fMkdirRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
-	"\aparents\x18\x02 \x01(\bR\aparents\"\x0f\n" +
-	"\rMkdirResponse\"A\n" +
+	"\aparents\x18\x02 \x01(\bR\aparents\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\fR\trequestId\"\x0f\n" +
+	"\rMkdirResponse\"`\n" +
 	"\rDeleteRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1c\n" +
-	"\trecursive\x18\x02 \x01(\bR\trecursive\"\x10\n" +
-	"\x0eDeleteResponse\"3\n" +
+	"\trecursive\x18\x02 \x01(\bR\trecursive\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\fR\trequestId\"\x10\n" +
+	"\x0eDeleteResponse\"R\n" +
 	"\rRenameRequest\x12\x10\n" +
 	"\x03src\x18\x01 \x01(\tR\x03src\x12\x10\n" +
-	"\x03dst\x18\x02 \x01(\tR\x03dst\"\x10\n" +
+	"\x03dst\x18\x02 \x01(\tR\x03dst\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\fR\trequestId\"\x10\n" +
 	"\x0eRenameResponse\"X\n" +
 	"\vListRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +

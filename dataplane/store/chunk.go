@@ -201,6 +201,14 @@ func (s *Store) loadChunk(h Handle, dataMissing bool) (*chunk, []int, error) {
 			return nil, nil, fmt.Errorf("store: recover chunk %016x: %w", uint64(h), err)
 		}
 	}
+	if reservedPastEnd(st) {
+		// Space an earlier process reserved and never gave back (it was
+		// killed, or stopped before the chunk went idle). Truncating to
+		// the current size frees only what lies past the end.
+		if err := c.data.Truncate(c.fileSize); err != nil {
+			s.log.Warn("store: could not give back reserved space", "chunk", h, "err", err)
+		}
+	}
 	// Opened again when first used.
 	c.closeFiles()
 	var bad []int

@@ -82,6 +82,13 @@ func zeroRange(f *os.File, off, n int64) error {
 	return errors.ErrUnsupported
 }
 
+// reservedPastEnd reports whether the file fi describes holds more blocks
+// than its size needs: space reserved past its end (by an earlier process).
+func reservedPastEnd(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Blocks*512 > alignUp(fi.Size(), 4096)
+}
+
 // datasync flushes f's data (and the metadata needed to read it).
 func datasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
 

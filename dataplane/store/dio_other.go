@@ -24,6 +24,8 @@ func zeroRange(f *os.File, off, n int64) error { return errors.ErrUnsupported }
 
 func datasync(f *os.File) error { return f.Sync() }
 
+func reservedPastEnd(fi os.FileInfo) bool { return false }
+
 func fsSpace(dir string) (free, total int64, err error) {
 	return 0, 0, errors.ErrUnsupported
 }

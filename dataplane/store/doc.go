@@ -83,14 +83,23 @@
 //
 // # Space
 //
-// The data file is reserved with fallocate (FALLOC_FL_KEEP_SIZE) 4 MiB ahead
-// of the written end, not a whole chunk up front: a tiny chunk costs at most
-// 4 MiB of reservation while it is being written (given back when it goes
-// idle), a streaming 64 MiB chunk is allocated in 16 large extents, and
-// ENOSPC surfaces at the reservation, before any byte of the write changed
-// (ErrNoSpace, wrapping ENOSPC). Holes and padding stay sparse. The .meta
-// file is written at full size (16 bytes per block of the chunk size) when
-// the chunk is created, so entry updates never need space.
+// The data file is reserved with fallocate (FALLOC_FL_KEEP_SIZE) ahead of
+// the written end, never a whole chunk up front: as far ahead as the chunk
+// is already long, from 64 KiB (one block) up to 4 MiB (reserveStep). A
+// chunk of a few hundred bytes thus reserves 64 KiB while written, a
+// streaming 64 MiB chunk is allocated in a few large extents (64 KiB,
+// 128 KiB, ... 4 MiB, then 4 MiB steps), and ENOSPC surfaces at the
+// reservation, before any byte of the write changed (ErrNoSpace, wrapping
+// ENOSPC). The reservation is given back (the file truncated to its own
+// size, which frees the blocks past its end and changes no byte) when the
+// chunk has gone ScrubIdle without writes, when it is padded (record
+// append sealing it: the padding stays a hole), and at Open for files an
+// earlier process left with blocks past their end. Reserved space is
+// allocated space to the file system, so the free space the chunkserver
+// reports to the master (statfs) already counts it as used. Holes and
+// padding stay sparse. The .meta file is written at full size (16 bytes
+// per block of the chunk size) when the chunk is created, so entry updates
+// never need space.
 //
 // # Idle chunks
 //
@@ -98,8 +107,9 @@
 // verified an idle chunk (and marked it clean), the chunk gives back its
 // descriptors, the reservation past its end and its tail buffers, so a
 // store with many chunks holds memory and descriptors only for the active
-// ones. With the scrubber disabled (ScrubRate < 0) chunks keep them until
-// Close.
+// ones. With the scrubber disabled (ScrubRate < 0) chunks keep their
+// descriptors and tails until Close; their reservations are still given
+// back when idle.
 //
 // # Concurrency
 //

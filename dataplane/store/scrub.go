@@ -14,9 +14,10 @@ const rescrubPeriod = 24 * time.Hour
 const scrubBatch = 1 << 20
 
 // scrubLoop is the scrubber goroutine, started by Open and stopped by Close.
-// It verifies idle chunks at no more than ScrubRate bytes per second,
-// reports corrupt blocks, and marks verified chunks clean so that the next
-// Open need not verify them again.
+// It gives back the space idle chunks reserved past their ends and (unless
+// ScrubRate < 0) verifies idle chunks at no more than ScrubRate bytes per
+// second, reports corrupt blocks, and marks verified chunks clean so that
+// the next Open need not verify them again.
 func (s *Store) scrubLoop() {
 	defer s.scrubWG.Done()
 	poll := min(max(s.scrubIdle/2, 10*time.Millisecond), 5*time.Second)
@@ -66,6 +67,10 @@ func (s *Store) scrubPass(buf []byte) bool {
 	did := false
 	now := time.Now()
 	for _, c := range chunks {
+		s.releaseIfIdle(c, now)
+		if s.scrubRate < 0 {
+			continue
+		}
 		c.mu.RLock()
 		due := c.usable() == nil && c.broken == nil &&
 			now.Sub(c.lastWrite) >= s.scrubIdle &&
@@ -83,14 +88,29 @@ func (s *Store) scrubPass(buf []byte) bool {
 	return did
 }
 
+// releaseIfIdle gives back the space c reserved past its end once it went
+// ScrubIdle without writes, whether or not the scrubber verifies it (it
+// may be disabled, or find the chunk corrupt).
+func (s *Store) releaseIfIdle(c *chunk, now time.Time) {
+	c.mu.RLock()
+	holds := c.allocated > c.fileSize && c.data != nil && now.Sub(c.lastWrite) >= s.scrubIdle
+	c.mu.RUnlock()
+	if !holds {
+		return
+	}
+	c.mu.Lock()
+	if c.usable() == nil && now.Sub(c.lastWrite) >= s.scrubIdle {
+		s.releaseReservation(c)
+	}
+	c.mu.Unlock()
+}
+
 // releaseIdle gives back what a verified, clean, idle chunk holds only for
 // active use: the space reserved past its end, its file descriptors and the
 // in-memory tail (all reopened or rebuilt by the next use). Called with c.mu
 // held exclusively.
 func (s *Store) releaseIdle(c *chunk) {
-	if end := max(c.fileSize, alignUp(c.length, s.align)); c.allocated > end && c.data != nil {
-		zeroRange(c.data, end, c.allocated-end)
-	}
+	s.releaseReservation(c)
 	c.allocated = 0 // the next write reserves again (cheap where allocated)
 	c.closeFiles()  // also drops the tail state, rebuilt by the next write
 	c.tailDig.Reset()

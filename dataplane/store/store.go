@@ -173,10 +173,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.closeFiles()
 		return nil, err
 	}
-	if s.scrubRate > 0 {
-		s.scrubWG.Add(1)
-		go s.scrubLoop()
-	}
+	// Runs also with scrubbing disabled: it gives back idle chunks'
+	// reservations.
+	s.scrubWG.Add(1)
+	go s.scrubLoop()
 	return s, nil
 }
 

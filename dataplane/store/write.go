@@ -8,9 +8,27 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// growStep is how far ahead of the written end the data file is reserved
-// with fallocate (see doc.go).
+// growStep is how far ahead of the written end the data file of a long
+// chunk is reserved with fallocate, so a streaming chunk is allocated in a
+// few large extents (see doc.go). A short chunk reserves less: reserveStep.
 const growStep = 4 << 20
+
+// reserveMin is the least a chunk reserves (one block): a chunk of a few
+// hundred bytes holds 64 KiB while it is written, not growStep.
+const reserveMin = BlockSize
+
+// reserveStep is the granularity of the reservation for a chunk that must
+// hold need bytes: the power of two from reserveMin up to growStep that
+// is at least need. The space reserved past the written end is thus at
+// most as large as the chunk already is (and at most growStep), so no
+// client can make a chunkserver reserve much more than it was sent.
+func reserveStep(need int64) int64 {
+	step := int64(reserveMin)
+	for step < need && step < growStep {
+		step <<= 1
+	}
+	return step
+}
 
 // stageSize bounds the staging buffer used when the caller's bytes cannot
 // go to disk directly (unaligned memory or offset).
@@ -273,6 +291,11 @@ func (s *Store) writeLocked(c *chunk, p []byte, off int64) error {
 		// Pure extension past the file's end: make the file cover the
 		// chunk so a sendfile of the whole range finds every byte.
 		if size := alignUp(newLen, s.align); size > c.fileSize {
+			// Padding seals the chunk (record append) and stays sparse:
+			// give back the reservation past the file's end first, or
+			// the extension would keep it as unwritten extents inside
+			// the file, where only a hole punch could free it.
+			s.releaseReservation(c)
 			if err := c.data.Truncate(size); err != nil {
 				return ioError(err)
 			}
@@ -433,13 +456,39 @@ func writeZeros(d *xxhash.Digest, n int64) {
 	}
 }
 
+// releaseReservation gives back the space reserved past the data file's
+// end (fallocate with FALLOC_FL_KEEP_SIZE puts it there). Truncating the
+// file to its own size frees blocks past its end and changes no byte of
+// it, so a crash during it cannot lose or tear anything; a hole punch past
+// the end would not do (ext4 ignores punches beyond the size). Best
+// effort: a failure only keeps the space. c.mu is held exclusively.
+func (s *Store) releaseReservation(c *chunk) {
+	if c.allocated <= c.fileSize || c.data == nil {
+		c.allocated = min(c.allocated, c.fileSize)
+		return
+	}
+	// The size as the file system has it: should a failed write have
+	// left the file longer than fileSize, those bytes stay too.
+	st, err := c.data.Stat()
+	if err == nil {
+		err = c.data.Truncate(st.Size())
+	}
+	if err != nil {
+		s.log.Warn("store: could not give back reserved space", "chunk", c.h, "err", err)
+		return
+	}
+	// The next write reserves again from 0 (cheap where allocated), so
+	// holes inside the file are covered before it writes.
+	c.allocated = 0
+}
+
 // reserve makes sure the data file has space for [0, need), growing the
-// reservation in growStep steps (see doc.go).
+// reservation in reserveStep steps (see doc.go).
 func (s *Store) reserve(c *chunk, need int64) error {
 	if need <= c.allocated || s.noPrealloc.Load() {
 		return nil
 	}
-	target := min(alignUp(need, growStep), alignUp(s.chunkSize, s.align))
+	target := min(alignUp(need, reserveStep(need)), alignUp(s.chunkSize, s.align))
 	target = max(target, need)
 	prealloc := func() error {
 		if s.hooks.prealloc != nil {
