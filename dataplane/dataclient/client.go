@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -44,6 +46,10 @@ type Options struct {
 	// while the primary applies the current one); 0 = 1 MiB, < 0 = never
 	// split.
 	WritePieceBytes int
+	// TLS encrypts every connection with TLS 1.3 (mutual: it must hold
+	// this node's certificate, see control/tlsconfig.Client); the server
+	// is verified against the dialled host. nil = plaintext.
+	TLS *tls.Config
 }
 
 // Client talks the data channel to chunkservers. Safe for concurrent use.
@@ -55,6 +61,7 @@ type Client struct {
 	inline      int
 	maxIdle     int
 	piece       int // WritePieceBytes; math.MaxInt when never split
+	tls         *tls.Config
 
 	seq   atomic.Uint64 // push sequence numbers
 	reqID atomic.Uint64
@@ -74,6 +81,7 @@ func New(opts Options) *Client {
 		inline:      opts.InlineBytes,
 		maxIdle:     opts.MaxIdlePerAddr,
 		piece:       opts.WritePieceBytes,
+		tls:         opts.TLS,
 		idle:        make(map[string][]*conn),
 	}
 	if c.log == nil {
@@ -160,7 +168,50 @@ func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	if c.tls != nil {
+		if nc, err = DialTLS(ctx, nc, addr, c.tls, c.dialTimeout); err != nil {
+			return nil, err
+		}
+	}
 	return &conn{addr: addr, nc: nc, br: bufio.NewReaderSize(nc, connReadBuf), buf: make([]byte, 0, 4096), dig: xxhash.New()}, nil
+}
+
+// DialTLS turns a fresh data connection nc to addr into a TLS one: it
+// sends wire.TLSMagic and runs the TLS handshake (verifying the server
+// against addr's host), within timeout. On failure nc is closed and the
+// error wraps ErrNoDataTLS when the server answered something that is not
+// TLS (it runs without TLS), else ErrUnavailable. Chunkservers use it for
+// their own data connections too.
+func DialTLS(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("dial %s: %w: %v", addr, ErrUnavailable, err)
+	}
+	cfg = cfg.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"gfs-data"}
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	if _, err := nc.Write(wire.TLSMagic[:]); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("dial %s: %w: %v", addr, ErrUnavailable, err)
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			return nil, fmt.Errorf("%s: TLS handshake on the data channel: %w (%v)", addr, ErrNoDataTLS, err)
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, cerr)
+		}
+		return nil, fmt.Errorf("%s: TLS handshake on the data channel: %w: %v", addr, ErrUnavailable, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return tc, nil
 }
 
 // connReadBuf is a connection's read buffer; payload reads larger than it
