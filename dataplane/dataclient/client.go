@@ -142,6 +142,9 @@ type conn struct {
 	blk  []byte // one block of scratch for partial blocks of reads
 	dig  *xxhash.Digest
 	rr   wire.ReadResponse
+	// closing: the server closes the connection after its last answer
+	// (StatusTLSRequired); put closes it instead of pooling it.
+	closing bool
 }
 
 func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
@@ -222,7 +225,7 @@ const connReadBuf = 8 << 10
 func (c *Client) put(cn *conn) {
 	_ = cn.nc.SetDeadline(time.Time{})
 	c.mu.Lock()
-	if !c.closed && len(c.idle[cn.addr]) < c.maxIdle {
+	if !c.closed && !cn.closing && len(c.idle[cn.addr]) < c.maxIdle {
 		c.idle[cn.addr] = append(c.idle[cn.addr], cn)
 		cn = nil
 	}
@@ -286,6 +289,7 @@ func (cn *conn) readResponse(op wire.Op, id uint64) (h wire.Header, meta []byte,
 		if h.PayloadLen != 0 || e.Decode(meta) != nil {
 			return h, nil, true, fmt.Errorf("%w: malformed error response from %s", ErrProtocol, cn.addr)
 		}
+		cn.closing = cn.closing || h.Status == wire.StatusTLSRequired
 		return h, nil, false, responseError(cn.addr, h.Status, &e)
 	}
 	return h, meta, false, nil
