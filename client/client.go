@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/gfs-go/gfs/control"
 	"github.com/gfs-go/gfs/control/controlpb"
@@ -57,6 +59,10 @@ type Options struct {
 	// TLS is the control-channel client configuration (with the client's
 	// certificate: see control/tlsconfig.Client); nil = plaintext.
 	TLS *tls.Config
+	// DataTLS encrypts the data channel too, with TLS's certificate (the
+	// chunkservers must have TLS; those running -data-tls refuse plaintext
+	// data connections). Costs the zero-copy send path (docs/security.md).
+	DataTLS bool
 }
 
 func (o Options) withDefaults() Options {
@@ -113,6 +119,13 @@ func Dial(ctx context.Context, masterAddr string, opts Options) (*Client, error)
 	if _, _, err := net.SplitHostPort(masterAddr); err != nil {
 		return nil, fmt.Errorf("dial master %q: %w: %v", masterAddr, ErrBadArgument, err)
 	}
+	if opts.DataTLS && opts.TLS == nil {
+		return nil, fmt.Errorf("dial master %s: %w: DataTLS without TLS", masterAddr, ErrBadArgument)
+	}
+	var dataTLS *tls.Config
+	if opts.DataTLS {
+		dataTLS = opts.TLS
+	}
 	cc, err := control.Dial(masterAddr, control.DialOptions{CallTimeout: opts.CallTimeout, TLS: opts.TLS})
 	if err != nil {
 		return nil, fmt.Errorf("dial master %s: %w", masterAddr, err)
@@ -127,6 +140,7 @@ func Dial(ctx context.Context, masterAddr string, opts Options) (*Client, error)
 			DialTimeout: opts.DialTimeout,
 			IOTimeout:   opts.IOTimeout,
 			ClientID:    opts.ID,
+			TLS:         dataTLS,
 		}),
 		local: localAddrs(),
 		files: make(map[string]*fileLocations),
@@ -139,9 +153,50 @@ func Dial(ctx context.Context, masterAddr string, opts Options) (*Client, error)
 	_, err = c.master.Stat(cctx, &controlpb.StatRequest{Path: "/"})
 	if err != nil && control.Code(err) == controlpb.ErrorCode_ERROR_CODE_UNSPECIFIED {
 		c.Close()
-		return nil, fmt.Errorf("dial master %s: %w", masterAddr, err)
+		return nil, tlsMismatch(ctx, masterAddr, opts.TLS != nil, fmt.Errorf("dial master %s: %w", masterAddr, err))
 	}
 	return c, nil
+}
+
+// tlsMismatch explains a failed first call when the master and this
+// client disagree about TLS: a plaintext client of a TLS master sees the
+// connection closed ("error reading server preface: EOF"), a TLS client
+// of a plaintext one "first record does not look like a TLS handshake".
+// Only unreachable-looking failures are probed (control.ProbeTLS).
+func tlsMismatch(ctx context.Context, addr string, useTLS bool, err error) error {
+	if st, ok := status.FromError(errors.Unwrap(err)); !ok || st.Code() != codes.Unavailable {
+		return err
+	}
+	speaksTLS, perr := control.ProbeTLS(ctx, addr)
+	if perr != nil || speaksTLS == useTLS {
+		return err
+	}
+	return &TLSMismatchError{Addr: addr, ServerTLS: speaksTLS, Err: err}
+}
+
+// TLSMismatchError reports a master that speaks TLS to a client without
+// (ServerTLS) or plaintext to a client with TLS. It matches ErrTLSRequired
+// or ErrNotTLS.
+type TLSMismatchError struct {
+	Addr      string
+	ServerTLS bool
+	Err       error // the failed call
+}
+
+// Error says which side lacks TLS.
+func (e *TLSMismatchError) Error() string {
+	if e.ServerTLS {
+		return fmt.Sprintf("master %s requires TLS (this client has no certificate)", e.Addr)
+	}
+	return fmt.Sprintf("master %s does not use TLS (it runs -insecure; this client has a certificate)", e.Addr)
+}
+
+// Unwrap returns the sentinel and the failed call's error.
+func (e *TLSMismatchError) Unwrap() []error {
+	if e.ServerTLS {
+		return []error{ErrTLSRequired, e.Err}
+	}
+	return []error{ErrNotTLS, e.Err}
 }
 
 // Close releases the client's connections. Calls in progress fail.

@@ -30,6 +30,11 @@ var (
 	// replica tried (also wraps a *dataclient.ChecksumError when one is at
 	// hand).
 	ErrChecksum = errors.New("gfs: checksum mismatch")
+	// ErrTLSRequired: Dial without Options.TLS reached a master that
+	// speaks TLS only.
+	ErrTLSRequired = errors.New("gfs: the cluster requires TLS")
+	// ErrNotTLS: Dial with Options.TLS reached a plaintext master.
+	ErrNotTLS = errors.New("gfs: the cluster does not use TLS")
 )
 
 // codeErrors maps control-channel error codes onto the sentinels.

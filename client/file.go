@@ -148,6 +148,11 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 			}
 			lastErr = fmt.Errorf("replica %s: %w", addr, err)
 			c.log.Debug("read failed, trying next replica", "path", path, "chunk", idx, "handle", loc.Handle, "replica", addr, "err", err)
+			if errors.Is(err, dataclient.ErrDataTLSRequired) || errors.Is(err, dataclient.ErrNoDataTLS) {
+				// This client and the chunkservers disagree about data TLS:
+				// no replica or later round can answer differently.
+				return 0, false, fmt.Errorf("read %s chunk %d: %w", path, idx, lastErr)
+			}
 			if errors.Is(err, dataclient.ErrChecksum) {
 				c.reportBadReplica(ctx, loc.Handle, addr, err)
 				lastErr = fmt.Errorf("%w: %w", ErrChecksum, lastErr)
@@ -337,8 +342,9 @@ func (c *Client) mutationRetryable(err error, primary string) bool {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrIsDir), errors.Is(err, ErrNotDir),
 		errors.Is(err, ErrBadPath), errors.Is(err, ErrBadArgument), errors.Is(err, ErrClosed),
 		errors.Is(err, ErrRecordTooLarge), errors.Is(err, dataclient.ErrTooLarge),
-		errors.Is(err, dataclient.ErrBadRequest), errors.Is(err, dataclient.ErrOutOfRange):
-		return false
+		errors.Is(err, dataclient.ErrBadRequest), errors.Is(err, dataclient.ErrOutOfRange),
+		errors.Is(err, dataclient.ErrDataTLSRequired), errors.Is(err, dataclient.ErrNoDataTLS):
+		return false // configuration mismatches: asking again cannot help
 	}
 	return true
 }

@@ -17,8 +17,11 @@
 //     codes.PermissionDenied.
 //   - Private keys are written 0600 and never logged.
 //
-// The data channel does not use TLS (its payload goes out with sendfile,
-// zero-copy): requests there are authorized by master-signed capabilities
-// (package dataplane/capability) and data integrity rests on the block
-// checksums; payload confidentiality in transit is not provided.
+// EnsureCerts keeps a -tls-dir valid across restarts (gfs local): missing
+// or expiring certificates are made again, a CA is never replaced.
+//
+// The data channel is authorized by master-signed capabilities (package
+// dataplane/capability); it is encrypted only with -data-tls, which uses
+// the same certificates (Server and Client configurations, ALPN
+// "gfs-data").
 package tlsconfig

@@ -62,6 +62,10 @@ type dataConn struct {
 	nQueued    atomic.Int32   // the same count, for a cheap check
 	writerDone chan struct{}
 	wout       []byte // writeAnswers' frame buffer
+
+	// refusePlain: this plaintext connection reached a DataTLS server;
+	// its first request is answered StatusTLSRequired, then it is closed.
+	refusePlain bool
 }
 
 // handler serves one request whose header and metadata were read. It
@@ -123,6 +127,13 @@ func (c *dataConn) serve(first [4]byte) {
 		}
 		if h.Flags&wire.FlagResponse != 0 {
 			c.warn("closing data connection: response frame sent as request", "op", h.Op)
+			return
+		}
+		if c.refusePlain {
+			c.s.logRefusal("refusing a plaintext data request: this chunkserver requires TLS on the data channel (-data-tls)", c.nc)
+			if c.discard(int64(h.CapLen)+int64(h.MetaLen)+int64(h.PayloadLen)) == nil {
+				_ = c.replyErr(&h, wire.StatusTLSRequired, "", "this chunkserver requires TLS on the data channel (-data-tls); plaintext request refused")
+			}
 			return
 		}
 		if _, err := io.ReadFull(c.br, c.capb[:h.CapLen]); err != nil {

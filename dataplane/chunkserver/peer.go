@@ -2,6 +2,7 @@ package chunkserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gfs-go/gfs/dataplane/dataclient"
 	"github.com/gfs-go/gfs/dataplane/wire"
 	"github.com/gfs-go/gfs/internal/connstate"
 )
@@ -44,6 +46,7 @@ func (pc *peerConn) retryable(err error) bool {
 // peerPool pools connections to other chunkservers.
 type peerPool struct {
 	ioTimeout time.Duration
+	tls       *tls.Config // encrypt connections (DataTLS); nil = plaintext
 	reqID     atomic.Uint64
 
 	mu     sync.Mutex
@@ -51,8 +54,8 @@ type peerPool struct {
 	closed bool                   // guarded by mu
 }
 
-func newPeerPool(ioTimeout time.Duration) *peerPool {
-	return &peerPool{ioTimeout: ioTimeout, idle: make(map[string][]*peerConn)}
+func newPeerPool(ioTimeout time.Duration, tlsCfg *tls.Config) *peerPool {
+	return &peerPool{ioTimeout: ioTimeout, tls: tlsCfg, idle: make(map[string][]*peerConn)}
 }
 
 var errPoolClosed = errors.New("chunkserver closing")
@@ -99,6 +102,11 @@ func (p *peerPool) dial(ctx context.Context, addr string) (*peerConn, error) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if p.tls != nil {
+		if nc, err = dataclient.DialTLS(ctx, nc, addr, p.tls, min(p.ioTimeout, 5*time.Second)); err != nil {
+			return nil, err
+		}
 	}
 	pc := &peerConn{addr: addr, nc: nc, buf: make([]byte, 0, 4096)}
 	p.arm(ctx, pc)

@@ -3,6 +3,7 @@ package chunkserver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -80,8 +81,14 @@ type Options struct {
 	// -tls-key, -tls-ca). When set, the control channel (this server's gRPC
 	// service and its calls to the master) is mutual TLS 1.3 and the gRPC
 	// service answers master certificates only. Zero = plaintext (New logs a
-	// warning). The data channel is never TLS (see docs/protocol.md).
+	// warning). With TLS the data port also accepts encrypted data
+	// connections from clients that ask (docs/security.md).
 	TLS tlsconfig.Files
+	// DataTLS requires TLS on the data channel (-data-tls): plaintext data
+	// requests are answered wire.StatusTLSRequired and the connection
+	// closed, and this server's own data connections (chain forwarding,
+	// re-replication copies) are encrypted. Needs TLS.
+	DataTLS bool
 	// Capabilities says whether data-channel requests must carry a valid
 	// master-signed capability; 0 = CapabilitiesAuto (required under TLS).
 	Capabilities CapabilityMode
@@ -116,6 +123,9 @@ type Server struct {
 	grpc    *grpc.Server
 	tls     bool                // the control channel is TLS (sniff routes TLS handshakes to gRPC)
 	dialTLS control.DialOptions // calls to the master
+
+	dataTLS *tls.Config // server side of encrypted data connections; nil without TLS
+	refusalCounters
 
 	verifier    *capability.Verifier // keys from the master's Register/Heartbeat answers
 	requireCaps bool                 // data requests need a valid capability
@@ -198,6 +208,9 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chunkserver: %w", err)
 	}
+	if opts.DataTLS && srvTLS == nil {
+		return nil, fmt.Errorf("chunkserver: DataTLS needs TLS certificates (-tls-dir or -tls-cert, -tls-key, -tls-ca)")
+	}
 	if opts.Store.Logger == nil {
 		opts.Store.Logger = log
 	}
@@ -249,8 +262,16 @@ func New(opts Options) (*Server, error) {
 	s.lis = connlimit.Wrap(lis, opts.MaxConnsPerHost, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.pushes = newPushBuffer(opts.PushBufferBytes, opts.PushTimeout)
-	s.peers = newPeerPool(opts.IOTimeout)
-	s.dc = dataclient.New(dataclient.Options{Logger: s.log, IOTimeout: opts.IOTimeout})
+	var peerTLS *tls.Config // this server's own data connections
+	if srvTLS != nil {
+		s.dataTLS = srvTLS.Clone()
+		s.dataTLS.NextProtos = []string{dataTLSProto}
+		if opts.DataTLS {
+			peerTLS = cliTLS
+		}
+	}
+	s.peers = newPeerPool(opts.IOTimeout, peerTLS)
+	s.dc = dataclient.New(dataclient.Options{Logger: s.log, IOTimeout: opts.IOTimeout, TLS: peerTLS})
 	s.leases.init()
 	s.seqs.init()
 	s.grpcLis = newChanListener(lis.Addr())
@@ -304,7 +325,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.heartbeatLoop(s.ctx) }()
 	}
-	s.log.Info("chunkserver serving", "dir", s.opts.Dir, "master", s.opts.MasterAddr, "tls", s.tls, "capabilities", s.requireCaps)
+	s.log.Info("chunkserver serving", "dir", s.opts.Dir, "master", s.opts.MasterAddr, "tls", s.tls, "data_tls", s.opts.DataTLS, "capabilities", s.requireCaps)
+	if s.tls {
+		s.logDataTLS()
+	}
 	select {
 	case <-ctx.Done():
 	case <-s.done:
@@ -386,13 +410,21 @@ var tlsHandshake = []byte{0x16, 0x03}
 
 // sniff reads the first 4 bytes of a connection: the HTTP/2 preface's (or,
 // when the control channel is TLS, a TLS handshake's) go to the gRPC server,
-// anything else is served as the data protocol.
+// wire.TLSMagic opens an encrypted data connection, anything else is served
+// as the (plaintext) data protocol, which DataTLS refuses.
 func (s *Server) sniff(nc net.Conn) {
 	var first [4]byte
 	_ = nc.SetReadDeadline(time.Now().Add(s.opts.IOTimeout))
 	if _, err := io.ReadFull(nc, first[:]); err != nil {
 		s.untrack(nc)
 		nc.Close()
+		return
+	}
+	if first == wire.TLSMagic {
+		_ = nc.SetReadDeadline(time.Time{})
+		defer s.untrack(nc)
+		defer nc.Close()
+		s.serveDataTLS(nc)
 		return
 	}
 	if bytes.Equal(first[:], http2Preface[:4]) || (s.tls && bytes.Equal(first[:2], tlsHandshake)) {
@@ -405,7 +437,9 @@ func (s *Server) sniff(nc net.Conn) {
 	}
 	defer s.untrack(nc)
 	defer nc.Close()
-	newDataConn(s, nc).serve(first)
+	c := newDataConn(s, nc)
+	c.refusePlain = s.opts.DataTLS
+	c.serve(first)
 }
 
 // chanListener is the net.Listener gRPC serves: connections come from

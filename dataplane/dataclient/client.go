@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -45,6 +47,10 @@ type Options struct {
 	// while the primary applies the current one); 0 = 1 MiB, < 0 = never
 	// split.
 	WritePieceBytes int
+	// TLS encrypts every connection with TLS 1.3 (mutual: it must hold
+	// this node's certificate, see control/tlsconfig.Client); the server
+	// is verified against the dialled host. nil = plaintext.
+	TLS *tls.Config
 }
 
 // Client talks the data channel to chunkservers. Safe for concurrent use.
@@ -56,6 +62,7 @@ type Client struct {
 	inline      int
 	maxIdle     int
 	piece       int // WritePieceBytes; math.MaxInt when never split
+	tls         *tls.Config
 
 	seq   atomic.Uint64 // push sequence numbers
 	reqID atomic.Uint64
@@ -75,6 +82,7 @@ func New(opts Options) *Client {
 		inline:      opts.InlineBytes,
 		maxIdle:     opts.MaxIdlePerAddr,
 		piece:       opts.WritePieceBytes,
+		tls:         opts.TLS,
 		idle:        make(map[string][]*conn),
 	}
 	if c.log == nil {
@@ -139,6 +147,9 @@ type conn struct {
 	idleSince time.Time // when it was pooled
 	reused    bool      // taken from the pool (it may have gone stale there)
 	answered  bool      // a byte of the current response arrived
+	// closing: the server closes the connection after its last answer
+	// (StatusTLSRequired); put closes it instead of pooling it.
+	closing bool
 }
 
 // staleCheckAfter: a connection pooled at least this long is checked
@@ -196,7 +207,50 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	if c.tls != nil {
+		if nc, err = DialTLS(ctx, nc, addr, c.tls, c.dialTimeout); err != nil {
+			return nil, err
+		}
+	}
 	return &conn{addr: addr, nc: nc, br: bufio.NewReaderSize(nc, connReadBuf), buf: make([]byte, 0, 4096), dig: xxhash.New()}, nil
+}
+
+// DialTLS turns a fresh data connection nc to addr into a TLS one: it
+// sends wire.TLSMagic and runs the TLS handshake (verifying the server
+// against addr's host), within timeout. On failure nc is closed and the
+// error wraps ErrNoDataTLS when the server answered something that is not
+// TLS (it runs without TLS), else ErrUnavailable. Chunkservers use it for
+// their own data connections too.
+func DialTLS(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("dial %s: %w: %v", addr, ErrUnavailable, err)
+	}
+	cfg = cfg.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"gfs-data"}
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	if _, err := nc.Write(wire.TLSMagic[:]); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("dial %s: %w: %v", addr, ErrUnavailable, err)
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			return nil, fmt.Errorf("%s: TLS handshake on the data channel: %w (%v)", addr, ErrNoDataTLS, err)
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, cerr)
+		}
+		return nil, fmt.Errorf("%s: TLS handshake on the data channel: %w: %v", addr, ErrUnavailable, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return tc, nil
 }
 
 // connReadBuf is a connection's read buffer; payload reads larger than it
@@ -208,7 +262,7 @@ func (c *Client) put(cn *conn) {
 	_ = cn.nc.SetDeadline(time.Time{})
 	cn.idleSince = time.Now()
 	c.mu.Lock()
-	if !c.closed && len(c.idle[cn.addr]) < c.maxIdle {
+	if !c.closed && !cn.closing && len(c.idle[cn.addr]) < c.maxIdle {
 		c.idle[cn.addr] = append(c.idle[cn.addr], cn)
 		cn = nil
 	}
@@ -276,6 +330,7 @@ func (cn *conn) readResponse(op wire.Op, id uint64) (h wire.Header, meta []byte,
 		if h.PayloadLen != 0 || e.Decode(meta) != nil {
 			return h, nil, true, fmt.Errorf("%w: malformed error response from %s", ErrProtocol, cn.addr)
 		}
+		cn.closing = cn.closing || h.Status == wire.StatusTLSRequired
 		return h, nil, false, responseError(cn.addr, h.Status, &e)
 	}
 	return h, meta, false, nil

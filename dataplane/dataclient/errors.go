@@ -33,6 +33,12 @@ var (
 	// mutation's chain (the caller's locations are out of date, or the
 	// master is replacing a lost replica); look the chunk up again.
 	ErrStaleChain = errors.New("dataclient: chain does not match the lease's replicas")
+	// ErrDataTLSRequired: the chunkserver runs -data-tls and refused a
+	// plaintext connection (set Options.TLS).
+	ErrDataTLSRequired = errors.New("dataclient: the chunkserver requires TLS on the data channel")
+	// ErrNoDataTLS: the chunkserver did not answer the TLS handshake of a
+	// data connection (it runs without TLS).
+	ErrNoDataTLS = errors.New("dataclient: the chunkserver does not speak TLS on the data channel")
 )
 
 // ChecksumError reports a block whose bytes did not match its checksum.
@@ -93,6 +99,8 @@ func statusErr(s wire.Status) error {
 		return ErrDenied
 	case wire.StatusStaleChain:
 		return ErrStaleChain
+	case wire.StatusTLSRequired:
+		return ErrDataTLSRequired
 	case wire.StatusBadRequest, wire.StatusUnknownOp:
 		return ErrBadRequest
 	default:

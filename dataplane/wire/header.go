@@ -12,6 +12,12 @@ import (
 // the data channel and gRPC.
 const Magic uint32 = 'G' | 'F'<<8 | 'S'<<16 | 'D'<<24
 
+// TLSMagic opens a data connection encrypted with TLS (-data-tls): the
+// bytes "GFST" in the clear, then a TLS 1.3 handshake, then frames inside
+// the TLS stream. It differs from Magic, the HTTP/2 preface and a TLS
+// record, so the one port still tells the kinds of connections apart.
+var TLSMagic = [4]byte{'G', 'F', 'S', 'T'}
+
 // Version is the protocol version this package speaks.
 const Version uint8 = 1
 

@@ -25,14 +25,15 @@ const (
 	StatusInternal     Status = 14 // anything else (the message says what)
 	StatusDenied       Status = 15 // capability missing, forged, expired or not for this chunk/operation
 	StatusStaleChain   Status = 16 // the mutation's secondaries are not the replicas the primary's lease names
-	maxStatus                 = StatusStaleChain
+	StatusTLSRequired  Status = 17 // plaintext request to a chunkserver that requires TLS on the data channel (-data-tls)
+	maxStatus                 = StatusTLSRequired
 )
 
 var statusNames = [...]string{
 	"ok", "bad request", "unknown opcode", "no such chunk", "stale version",
 	"not primary", "chunk full", "too large", "out of range", "busy",
 	"no pushed data", "checksum mismatch", "no space", "replica unavailable", "internal error",
-	"capability refused", "stale chain",
+	"capability refused", "stale chain", "data channel requires TLS",
 }
 
 // String returns a short description of s.

@@ -55,6 +55,10 @@ type Options struct {
 	// csI.pem for chunkserver I, client.pem); missing ones are created
 	// there (with a CA when it has none). "" = plaintext.
 	TLSDir string
+	// DataTLS makes every chunkserver require TLS on the data channel
+	// (chunkserver.Options.DataTLS); needs TLSDir. Clients then need
+	// client.Options.DataTLS.
+	DataTLS bool
 }
 
 // Cluster is a running in-process cluster.
@@ -121,6 +125,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	prev := readAddrs(opts.Dir)
 
+	if opts.DataTLS && opts.TLSDir == "" {
+		lock.Release()
+		return nil, errors.New("cluster: DataTLS needs TLSDir")
+	}
 	c := &Cluster{opts: opts, log: opts.Logger, lock: lock}
 	if opts.TLSDir != "" {
 		if err := ensureCerts(opts.TLSDir, opts.Chunkservers); err != nil {
@@ -217,6 +225,7 @@ func (c *Cluster) startNode(i int, n *node) error {
 	}
 	o.Logger = c.log.With("node", fmt.Sprintf("cs%d", i))
 	o.TLS = c.TLSFiles(fmt.Sprintf("cs%d", i))
+	o.DataTLS = o.DataTLS || c.opts.DataTLS
 	srv, err := chunkserver.New(o)
 	if err != nil && n.addr != "" && o.Addr == n.addr {
 		// The old port is taken: come back elsewhere (the master learns
@@ -303,28 +312,23 @@ func (c *Cluster) probe(ctx context.Context, mc controlpb.MasterClient, path str
 	return fmt.Errorf("probe chunk got %d replicas, want %d", len(resp.GetChunks()), c.opts.Replication)
 }
 
-// ensureCerts creates the certificates of a cluster of n chunkservers that
-// dir lacks.
+// ensureCerts makes dir hold valid certificates for a cluster of n
+// chunkservers: missing or expiring ones are created with dir's CA (a CA
+// when dir has none); a CA is never replaced (tlsconfig.EnsureCerts).
 func ensureCerts(dir string, n int) error {
 	names := []string{"master", "client"}
 	for i := 0; i < n; i++ {
 		names = append(names, fmt.Sprintf("cs%d", i))
 	}
-	var missing []tlsconfig.Node
+	var nodes []tlsconfig.Node
 	for _, name := range names {
-		if _, err := os.Stat(filepath.Join(dir, tlsconfig.CertFile(name))); err == nil {
-			continue
-		}
-		nodes, err := tlsconfig.ParseNodes(name)
+		nn, err := tlsconfig.ParseNodes(name)
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
-		missing = append(missing, nodes...)
+		nodes = append(nodes, nn...)
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if _, err := tlsconfig.GenerateCerts(tlsconfig.CertOptions{Dir: dir, Nodes: missing}); err != nil {
+	if _, err := tlsconfig.EnsureCerts(dir, nodes, nil); err != nil {
 		return fmt.Errorf("cluster: certificates: %w", err)
 	}
 	return nil
@@ -336,11 +340,7 @@ func (c *Cluster) TLSFiles(node string) tlsconfig.Files {
 	if c.opts.TLSDir == "" {
 		return tlsconfig.Files{}
 	}
-	return tlsconfig.Files{
-		Cert: filepath.Join(c.opts.TLSDir, tlsconfig.CertFile(node)),
-		Key:  filepath.Join(c.opts.TLSDir, tlsconfig.KeyFile(node)),
-		CA:   filepath.Join(c.opts.TLSDir, tlsconfig.CAFile),
-	}
+	return tlsconfig.FilesInDir(c.opts.TLSDir, node)
 }
 
 // ClientTLS returns the control-channel configuration of a client of the

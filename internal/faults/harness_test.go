@@ -109,7 +109,7 @@ type daemon struct {
 }
 
 func newDaemon(t *testing.T, name, logDir string, args ...string) *daemon {
-	d := &daemon{t: t, name: name, args: args, logPath: filepath.Join(logDir, name+".log")}
+	d := &daemon{t: t, name: name, args: plaintextUnlessTLS(args), logPath: filepath.Join(logDir, name+".log")}
 	t.Cleanup(d.kill)
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("GFS_FAULTS_VERBOSE") == "1" {
@@ -122,6 +122,23 @@ func newDaemon(t *testing.T, name, logDir string, args ...string) *daemon {
 		}
 	})
 	return d
+}
+
+// plaintextUnlessTLS makes a daemon's plaintext explicit: gfs master and
+// gfs chunkserver refuse to start without TLS credentials unless
+// -insecure, and the fault scenarios run plaintext (they are about
+// crashes, disks and partitions, not about authentication). Arguments that
+// name TLS (-tls-*) or -insecure already are kept as they are.
+func plaintextUnlessTLS(args []string) []string {
+	if len(args) == 0 || (args[0] != "master" && args[0] != "chunkserver") {
+		return args
+	}
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, "-tls-") || strings.HasPrefix(a, "--tls-") || a == "-insecure" || a == "--insecure" {
+			return args
+		}
+	}
+	return append([]string{args[0], "-insecure"}, args[1:]...)
 }
 
 // start runs the daemon (it must not be running).

@@ -8,18 +8,21 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/term"
 
 	"github.com/gfs-go/gfs/client"
 	"github.com/gfs-go/gfs/control/tlsconfig"
+	"github.com/gfs-go/gfs/dataplane/dataclient"
 )
 
 // masterFlags are a client subcommand's -master and TLS flags.
 type masterFlags struct {
-	addr string
-	tls  tlsFlags
+	addr    string
+	tls     tlsFlags
+	dataTLS bool
 }
 
 // masterFlag registers -master and the TLS flags on a client subcommand's
@@ -27,7 +30,8 @@ type masterFlags struct {
 func masterFlag(fs *flag.FlagSet) *masterFlags {
 	m := &masterFlags{}
 	fs.StringVar(&m.addr, "master", "", "master address HOST:PORT (default $GFS_MASTER)")
-	m.tls.register(fs, true)
+	m.tls.register(fs, "client", false)
+	fs.BoolVar(&m.dataTLS, "data-tls", false, "encrypt the data channel too (TLS to the chunkservers; needed when they run -data-tls) (default $GFS_DATA_TLS)")
 	return m
 }
 
@@ -41,11 +45,58 @@ func dial(ctx context.Context, m *masterFlags, stdio IO) (*client.Client, error)
 	if master == "" {
 		return nil, errors.New("no master: pass -master HOST:PORT or set GFS_MASTER")
 	}
-	cfg, err := tlsconfig.Client(m.tls.files(stdio))
+	files, err := m.tls.files(stdio)
 	if err != nil {
 		return nil, err
 	}
-	return client.Dial(ctx, master, client.Options{TLS: cfg})
+	cfg, err := tlsconfig.Client(files)
+	if err != nil {
+		return nil, err
+	}
+	dataTLS, err := m.wantDataTLS(stdio)
+	if err != nil {
+		return nil, err
+	}
+	if dataTLS && cfg == nil {
+		return nil, errors.New("-data-tls needs TLS credentials: set -tls-dir DIR or GFS_TLS_DIR")
+	}
+	return client.Dial(ctx, master, client.Options{TLS: cfg, DataTLS: dataTLS})
+}
+
+// wantDataTLS reports -data-tls, or $GFS_DATA_TLS when the flag is not set.
+func (m *masterFlags) wantDataTLS(stdio IO) (bool, error) {
+	if m.dataTLS || stdio.Getenv == nil {
+		return m.dataTLS, nil
+	}
+	v := stdio.Getenv("GFS_DATA_TLS")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("GFS_DATA_TLS=%q: want true or false", v)
+	}
+	return b, nil
+}
+
+// tlsHint adds to a TLS mismatch between this client and the cluster the
+// flags that fix it (run applies it to every command's error before
+// printing it; the result is for people, not for errors.Is).
+func tlsHint(err error) error {
+	var mm *client.TLSMismatchError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mm) && mm.ServerTLS:
+		return fmt.Errorf("master %s requires TLS: set -tls-dir DIR or GFS_TLS_DIR (gfs local prints tls-dir= on its ready line) [%v]", mm.Addr, mm.Err)
+	case errors.As(err, &mm):
+		return fmt.Errorf("master %s does not use TLS (it runs -insecure): drop -tls-dir/-tls-cert and GFS_TLS_DIR/GFS_TLS_* for this cluster [%v]", mm.Addr, mm.Err)
+	case errors.Is(err, dataclient.ErrDataTLSRequired):
+		return fmt.Errorf("%w: set -data-tls or GFS_DATA_TLS=1", err)
+	case errors.Is(err, dataclient.ErrNoDataTLS):
+		return fmt.Errorf("%w: drop -data-tls and GFS_DATA_TLS for this cluster", err)
+	}
+	return err
 }
 
 // printJSON writes v as indented JSON followed by a newline.

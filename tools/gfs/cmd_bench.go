@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,7 +43,8 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	fs.Uint64Var(&o.Seed, "seed", 0, "seed of the data pattern and random offsets (0 = random)")
 	verbose := fs.Bool("v", false, "log the embedded cluster's warnings to stderr")
 	var tlsF tlsFlags
-	tlsF.register(fs, true) // with -master: a cluster running TLS
+	tlsF.register(fs, "client", false) // with -master: a cluster running TLS
+	dataTLS := fs.Bool("data-tls", false, "with -master: encrypt the data channel (a cluster whose chunkservers run -data-tls)")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -69,14 +71,24 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	o.RelayCommand = func(ctx context.Context, args []string) *exec.Cmd {
 		return exec.CommandContext(ctx, self, append([]string{"bench-relay-node"}, args...)...)
 	}
-	clientTLS, err := tlsconfig.Client(tlsF.files(stdio))
-	if err != nil {
-		return err
+	var clientTLS *tls.Config
+	if o.MasterAddr != "" {
+		// The environment's TLS settings only matter against -master.
+		files, err := tlsF.files(stdio)
+		if err != nil {
+			return err
+		}
+		if clientTLS, err = tlsconfig.Client(files); err != nil {
+			return err
+		}
+	} else if tlsF.flags.Enabled() || tlsF.dir != "" || *dataTLS {
+		return errors.New("-tls-dir, -tls-cert/-tls-key/-tls-ca and -data-tls need -master (the embedded cluster runs without TLS: " +
+			"measure a TLS cluster with gfs local and -master, see BENCHMARKS.md)")
 	}
-	if clientTLS != nil && o.MasterAddr == "" {
-		return errors.New("-tls-cert/-tls-key/-tls-ca need -master (the embedded cluster runs without TLS)")
+	if *dataTLS && clientTLS == nil {
+		return errors.New("-data-tls needs TLS credentials: set -tls-dir DIR or GFS_TLS_DIR")
 	}
-	o.Connect = bench.ConnectClient(client.Options{Logger: o.Logger, TLS: clientTLS}, o.Replication)
+	o.Connect = bench.ConnectClient(client.Options{Logger: o.Logger, TLS: clientTLS, DataTLS: *dataTLS}, o.Replication)
 	o.StartCluster = bench.StartEmbeddedCluster
 	o.Progress = stdio.Stderr
 

@@ -28,7 +28,7 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	var timers timerFlags
 	fs.DurationVar(&timers.heartbeatInterval, "heartbeat", 0, "heartbeat interval (0 = 1s; the master's value wins)")
 	var tlsF tlsFlags
-	tlsF.register(fs, false)
+	tlsF.register(fs, "chunkserver", true)
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -52,7 +52,11 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	default:
 		return fmt.Errorf("-send-mode %q: want default, sendfile or copy", *sendMode)
 	}
-	opts.TLS = tlsF.files(stdio)
+	files, err := tlsF.files(stdio)
+	if err != nil {
+		return err
+	}
+	opts.TLS = files
 	opts.Logger = newLogger(stdio, *verbose).With("node", "chunkserver")
 	s, err := chunkserver.New(opts)
 	if err != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/gfs-go/gfs/internal/cluster"
@@ -11,7 +13,9 @@ import (
 // cmdLocal runs a whole cluster (master plus N chunkservers on loopback) in
 // the foreground until SIGINT/SIGTERM. It prints a line starting with
 // "ready" once the cluster serves. Restarting it on the same -dir keeps the
-// data.
+// data. By default the cluster runs mutual TLS and capabilities with a CA
+// and certificates it creates in -dir/tls (named by tls-dir= on the ready
+// line); -insecure runs it plaintext.
 func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 	fs := newFlagSet("local", "", stdio)
 	var opts cluster.Options
@@ -23,8 +27,10 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 	var timers timerFlags
 	timers.register(fs)
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 0, "how long to wait for the chunkservers to register (0 = 30s)")
-	fs.StringVar(&opts.TLSDir, "tls-dir", "", "run the control channel with mutual TLS, certificates in this directory "+
-		"(gfs cert layout: master.pem, csI.pem, client.pem; missing ones are created)")
+	fs.StringVar(&opts.TLSDir, "tls-dir", "", "`DIR` of the cluster's CA and certificates in the gfs cert layout (master.pem, csI.pem, client.pem, ca.pem); "+
+		"created on first start, reused after (missing or expiring certificates are renewed, the CA never replaced) (default: DIR/tls under -dir)")
+	insecure := fs.Bool("insecure", false, "run plaintext: no TLS and no capabilities (anyone who can reach a port can read, overwrite and delete data)")
+	fs.BoolVar(&opts.DataTLS, "data-tls", false, "encrypt the data channel too (clients then need -data-tls or GFS_DATA_TLS=1)")
 	verbose := fs.Bool("v", false, "log at debug level (default: warnings only)")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -33,6 +39,16 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 		fmt.Fprintln(stdio.Stderr, "gfs local: -dir is required")
 		fs.Usage()
 		return &ExitError{Code: 2}
+	}
+	switch {
+	case *insecure && (opts.TLSDir != "" || opts.DataTLS):
+		return errors.New("-insecure with -tls-dir or -data-tls: pick one")
+	case *insecure:
+	case opts.TLSDir == "":
+		opts.TLSDir = filepath.Join(opts.Dir, "tls")
+	}
+	if opts.TLSDir != "" {
+		opts.TLSDir = absDir(opts.TLSDir)
 	}
 	opts.LeaseTTL = timers.leaseTTL
 	opts.HeartbeatInterval = timers.heartbeatInterval
@@ -43,10 +59,21 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdio.Stdout, "ready master=%s chunkservers=%s dir=%s\n", c.MasterAddr(), strings.Join(c.ChunkserverAddrs(), ","), opts.Dir)
+	ready := fmt.Sprintf("ready master=%s chunkservers=%s dir=%s", c.MasterAddr(), strings.Join(c.ChunkserverAddrs(), ","), opts.Dir)
 	if opts.TLSDir != "" {
-		f := c.TLSFiles("client")
-		fmt.Fprintf(stdio.Stderr, "gfs local: clients need -tls-cert %s -tls-key %s -tls-ca %s (or GFS_TLS_CERT, GFS_TLS_KEY, GFS_TLS_CA)\n", f.Cert, f.Key, f.CA)
+		ready += " tls-dir=" + opts.TLSDir
+	}
+	if opts.DataTLS {
+		ready += " data-tls=true"
+	}
+	fmt.Fprintln(stdio.Stdout, ready)
+	switch {
+	case opts.TLSDir == "":
+		fmt.Fprintln(stdio.Stderr, "gfs local: running -insecure: plaintext and unauthenticated")
+	case opts.DataTLS:
+		fmt.Fprintf(stdio.Stderr, "gfs local: clients need GFS_TLS_DIR=%s and GFS_DATA_TLS=1 (or -tls-dir %s -data-tls)\n", opts.TLSDir, opts.TLSDir)
+	default:
+		fmt.Fprintf(stdio.Stderr, "gfs local: clients need GFS_TLS_DIR=%s (or -tls-dir %s)\n", opts.TLSDir, opts.TLSDir)
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdio.Stderr, "gfs local: shutting down")

@@ -22,7 +22,7 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	var timers timerFlags
 	timers.register(fs)
 	var tlsF tlsFlags
-	tlsF.register(fs, false)
+	tlsF.register(fs, "master", true)
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -32,12 +32,16 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 		fs.Usage()
 		return &ExitError{Code: 2}
 	}
+	files, err := tlsF.files(stdio)
+	if err != nil {
+		return err
+	}
 	opts.Dir = *dir
 	opts.LeaseTTL = timers.leaseTTL
 	opts.HeartbeatInterval = timers.heartbeatInterval
 	opts.DeadAfter = timers.deadAfter
 	opts.GCGrace = timers.gcGrace
-	opts.TLS = tlsF.files(stdio)
+	opts.TLS = files
 	opts.Logger = newLogger(stdio, *verbose).With("node", "master")
 	m, err := master.New(opts)
 	if err != nil {

@@ -186,6 +186,11 @@ func TestE2ELocalPutGetRestart(t *testing.T) {
 	}
 	bin := gfsBinary(t)
 	dir := t.TempDir()
+	// gfs local's default: TLS with certificates it makes in -dir/tls and
+	// names on its ready line; the client commands below find them
+	// through GFS_TLS_DIR alone (the README's one export). The restart
+	// reuses them.
+	var tlsDirs []string
 	local := func() (*proc, string) {
 		args := append([]string{"local", "-dir", filepath.Join(dir, "cluster"), "-chunkservers", "3",
 			"-master-addr", "127.0.0.1:0", "-chunk-size", "1MiB", "-replication", "3"}, timerArgs...)
@@ -194,9 +199,19 @@ func TestE2ELocalPutGetRestart(t *testing.T) {
 		if m == "" {
 			t.Fatalf("ready line without master=: %q", line)
 		}
+		td := field(line, "tls-dir")
+		if td != filepath.Join(dir, "cluster", "tls") {
+			t.Fatalf("ready line names tls-dir=%q, want %s: %q", td, filepath.Join(dir, "cluster", "tls"), line)
+		}
+		tlsDirs = append(tlsDirs, td)
+		t.Setenv("GFS_TLS_DIR", td)
 		return p, m
 	}
 	p, master := local()
+	caBefore, err := os.ReadFile(filepath.Join(tlsDirs[0], "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	sizes := []int{0, 1, e2eChunk, 3*e2eChunk + 4321, 5*e2eChunk - 1}
 	sums := map[string][32]byte{}
@@ -282,6 +297,9 @@ func TestE2ELocalPutGetRestart(t *testing.T) {
 		t.Fatalf("gfs local exit after SIGTERM: %v\n%s", err, p.stderrText())
 	}
 	_, master = local()
+	if caAfter, err := os.ReadFile(filepath.Join(tlsDirs[1], "ca.pem")); err != nil || !bytes.Equal(caAfter, caBefore) {
+		t.Fatalf("restart replaced the CA (%v)", err)
+	}
 	for remote, want := range sums {
 		dst := filepath.Join(dir, "again")
 		gfs(t, bin, nil, 0, "get", "-master", master, remote, dst)
@@ -297,7 +315,7 @@ func TestE2EConcurrentAppenders(t *testing.T) {
 	}
 	bin := gfsBinary(t)
 	dir := t.TempDir()
-	args := append([]string{"local", "-dir", dir, "-chunkservers", "3", "-master-addr", "127.0.0.1:0", "-chunk-size", "1MiB"}, timerArgs...)
+	args := append([]string{"local", "-insecure", "-dir", dir, "-chunkservers", "3", "-master-addr", "127.0.0.1:0", "-chunk-size", "1MiB"}, timerArgs...)
 	_, line := startProc(t, bin, "ready", args...)
 	master := field(line, "master")
 
@@ -378,13 +396,13 @@ func TestE2EKillChunkserverDuringPut(t *testing.T) {
 	}
 	bin := gfsBinary(t)
 	dir := t.TempDir()
-	mp, _ := startProc(t, bin, "", append([]string{"master", "-addr", "127.0.0.1:0", "-dir", filepath.Join(dir, "master"),
+	mp, _ := startProc(t, bin, "", append([]string{"master", "-insecure", "-addr", "127.0.0.1:0", "-dir", filepath.Join(dir, "master"),
 		"-chunk-size", "1MiB", "-replication", "3"}, timerArgs...)...)
 	_ = mp
 	master := waitMasterAddr(t, mp)
 	var css []*proc
 	for i := 0; i < 4; i++ {
-		p, _ := startProc(t, bin, "", "chunkserver", "-master", master, "-addr", "127.0.0.1:0",
+		p, _ := startProc(t, bin, "", "chunkserver", "-insecure", "-master", master, "-addr", "127.0.0.1:0",
 			"-dir", filepath.Join(dir, fmt.Sprintf("cs%d", i)), "-heartbeat", "100ms")
 		css = append(css, p)
 	}

@@ -88,7 +88,7 @@ func run(args []string, stdio IO) int {
 	if errors.As(err, &exit) {
 		return exit.Code
 	}
-	fmt.Fprintf(stdio.Stderr, "gfs %s: %v\n", args[0], err)
+	fmt.Fprintf(stdio.Stderr, "gfs %s: %v\n", args[0], tlsHint(err))
 	return 1
 }
 

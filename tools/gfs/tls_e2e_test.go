@@ -83,7 +83,7 @@ func TestE2ETLS(t *testing.T) {
 	}
 
 	// A plaintext master warns loudly at start.
-	pp, _ := startProc(t, bin, "", "master", "-addr", "127.0.0.1:0", "-dir", filepath.Join(dir, "plain"))
+	pp, _ := startProc(t, bin, "", "master", "-insecure", "-addr", "127.0.0.1:0", "-dir", filepath.Join(dir, "plain"))
 	defer pp.kill()
 	waitMasterAddr(t, pp)
 	if !strings.Contains(pp.stderrText(), "TLS NOT CONFIGURED") {
