@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/gfs-go/gfs/internal/cpuinfo"
+	"github.com/gfs-go/gfs/internal/httpserv"
 	"github.com/gfs-go/gfs/master"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // cmdMaster runs the master daemon until SIGINT/SIGTERM.
@@ -23,6 +26,7 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	timers.register(fs)
 	var tlsF tlsFlags
 	tlsF.register(fs, false)
+	httpAddr := fs.String("http-addr", "", "operator HTTP listener HOST:PORT for /metrics, /healthz, /readyz, /debug/pprof/ (empty = none)")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -49,6 +53,17 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	opts.Logger.Info("master serving", "addr", lis.Addr().String(), "dir", *dir)
+	opts.Logger.Info("cpu", cpuinfo.Describe().LogAttrs()...)
+	if *httpAddr != "" {
+		hs, err := httpserv.New(*httpAddr, httpserv.Options{Registry: prometheus.NewRegistry(), Logger: opts.Logger})
+		if err != nil {
+			m.Close()
+			lis.Close()
+			return err
+		}
+		defer hs.Close()
+		opts.Logger.Info("http listener", "http_addr", hs.Addr())
+	}
 	done := make(chan error, 1)
 	go func() { done <- m.Serve(lis) }()
 	select {
