@@ -26,6 +26,7 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	timers.register(fs)
 	var tlsF tlsFlags
 	tlsF.register(fs, false)
+	readyServers := fs.Int("ready-chunkservers", 1, "live chunkservers /readyz waits for")
 	httpAddr := fs.String("http-addr", "", "operator HTTP listener HOST:PORT for /metrics, /healthz, /readyz, /debug/pprof/ (empty = none)")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
@@ -55,7 +56,10 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	opts.Logger.Info("master serving", "addr", lis.Addr().String(), "dir", *dir)
 	opts.Logger.Info("cpu", cpuinfo.Describe().LogAttrs()...)
 	if *httpAddr != "" {
-		hs, err := httpserv.New(*httpAddr, httpserv.Options{Registry: prometheus.NewRegistry(), Logger: opts.Logger})
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(master.NewCollector(m))
+		hs, err := httpserv.New(*httpAddr, httpserv.Options{Registry: reg, Logger: opts.Logger,
+			Ready: func() (bool, string) { return m.Ready(*readyServers) }})
 		if err != nil {
 			m.Close()
 			lis.Close()
