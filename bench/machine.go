@@ -3,6 +3,8 @@ package bench
 import (
 	"os"
 	"runtime"
+
+	"github.com/gfs-go/gfs/internal/cpuinfo"
 )
 
 // Machine describes where a run happened.
@@ -22,6 +24,9 @@ type Machine struct {
 	// LoadAvg is the 1, 5 and 15 minute load average when the run started
 	// ("" where unknown): figures taken on a busy machine say so.
 	LoadAvg string `json:"load_avg"`
+	// CPU names the processor's model, core counts, relevant features
+	// (AVX2, AVX-512, SHA, SSE4.2/CRC32) and cache sizes.
+	CPU cpuinfo.Info `json:"cpu"`
 }
 
 // DescribeMachine gathers Machine for a run whose data lives in dataDir.
@@ -36,6 +41,7 @@ func DescribeMachine(dataDir string) Machine {
 		GoVersion: runtime.Version(),
 		DataDir:   dataDir,
 		Disk:      "unknown",
+		CPU:       cpuinfo.Describe(),
 	}
 	describePlatform(&m, dataDir)
 	return m

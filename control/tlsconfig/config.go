@@ -115,3 +115,15 @@ func ClientCredentials(f Files) (credentials.TransportCredentials, error) {
 	}
 	return credentials.NewTLS(cfg), nil
 }
+
+// HTTP returns the configuration of a daemon's operator HTTP listener:
+// like Server, but a client certificate is only verified when given, so a
+// metrics scraper or a browser without one can read /metrics and the status
+// page while /debug/pprof/ still demands one. Nil when f names no files.
+func HTTP(f Files) (*tls.Config, error) {
+	cfg, err := Server(f)
+	if cfg != nil {
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, err
+}

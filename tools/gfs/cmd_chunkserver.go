@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/gfs-go/gfs/control/tlsconfig"
 	"github.com/gfs-go/gfs/dataplane/chunkserver"
+	"github.com/gfs-go/gfs/internal/cpuinfo"
+	"github.com/gfs-go/gfs/internal/httpserv"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // cmdChunkserver runs a chunkserver daemon until SIGINT/SIGTERM.
@@ -29,6 +33,7 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	fs.DurationVar(&timers.heartbeatInterval, "heartbeat", 0, "heartbeat interval (0 = 1s; the master's value wins)")
 	var tlsF tlsFlags
 	tlsF.register(fs, "chunkserver", true)
+	httpAddr := fs.String("http-addr", "", "operator HTTP listener HOST:PORT for /metrics, /healthz, /readyz, /debug/pprof/ (empty = none)")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -63,6 +68,22 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	opts.Logger.Info("chunkserver serving", "addr", s.Addr(), "dir", opts.Dir, "master", opts.MasterAddr)
+	opts.Logger.Info("cpu", cpuinfo.Describe().LogAttrs()...)
+	if *httpAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(chunkserver.NewCollector(s))
+		httpTLS, err := tlsconfig.HTTP(files)
+		var hs *httpserv.Server
+		if err == nil {
+			hs, err = httpserv.New(*httpAddr, httpserv.Options{Registry: reg, Logger: opts.Logger, TLS: httpTLS})
+		}
+		if err != nil {
+			s.Close()
+			return err
+		}
+		defer hs.Close()
+		opts.Logger.Info("http listener", "http_addr", hs.Addr())
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
 	select {

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/gfs-go/gfs/control/tlsconfig"
+	"github.com/gfs-go/gfs/internal/cpuinfo"
+	"github.com/gfs-go/gfs/internal/httpserv"
 	"github.com/gfs-go/gfs/master"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // cmdMaster runs the master daemon until SIGINT/SIGTERM.
@@ -23,6 +27,8 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	timers.register(fs)
 	var tlsF tlsFlags
 	tlsF.register(fs, "master", true)
+	readyServers := fs.Int("ready-chunkservers", 1, "live chunkservers /readyz waits for")
+	httpAddr := fs.String("http-addr", "", "operator HTTP listener HOST:PORT for /metrics, /healthz, /readyz, /debug/pprof/ (empty = none)")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -53,6 +59,24 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	opts.Logger.Info("master serving", "addr", lis.Addr().String(), "dir", *dir)
+	opts.Logger.Info("cpu", cpuinfo.Describe().LogAttrs()...)
+	if *httpAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(master.NewCollector(m))
+		httpTLS, err := tlsconfig.HTTP(files)
+		var hs *httpserv.Server
+		if err == nil {
+			hs, err = httpserv.New(*httpAddr, httpserv.Options{Registry: reg, Logger: opts.Logger, TLS: httpTLS,
+				Ready: func() (bool, string) { return m.Ready(*readyServers) }})
+		}
+		if err != nil {
+			m.Close()
+			lis.Close()
+			return err
+		}
+		defer hs.Close()
+		opts.Logger.Info("http listener", "http_addr", hs.Addr())
+	}
 	done := make(chan error, 1)
 	go func() { done <- m.Serve(lis) }()
 	select {
