@@ -49,8 +49,8 @@ const (
 )
 
 type attempt struct {
-	id     AttemptID
-	worker WorkerID
+	id       AttemptID
+	worker   WorkerID
 	start    time.Time
 	backup   bool
 	locality Locality // maps
