@@ -168,7 +168,8 @@ func TestCopyToServerJoiningLater(t *testing.T) {
 // one after the other while it is being mutated. Each loss bumps the
 // version among the survivors before the primary may mutate again, so a
 // member that died earlier comes back stale: never listed, even when every
-// later member is down, and deleted once the last one is back.
+// later member is down, and replaced by its copies once the last one is
+// back.
 func TestMembersLostOneByOne(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
@@ -232,8 +233,21 @@ func TestMembersLostOneByOne(t *testing.T) {
 		t.Fatalf("after the third came back: %v, want it listed alone", l.Replicas)
 	}
 	e.hbAll()
-	if !first.wasDeleted(loc.Handle) || !second.wasDeleted(loc.Handle) {
-		t.Fatal("stale copies not deleted once a member is back")
+	// The stale copies are kept until the member's copies replace them.
+	want, _ := third.has(loc.Handle)
+	e.pastGrace()
+	e.hbAll()
+	for range 4 {
+		e.m.maintain()
+		e.hbAll()
+	}
+	if l := e.mustLookup("/f", 0, false, false); len(l.Replicas) != 3 || l.Version != want.version {
+		t.Fatalf("once the member is back: %+v, want 3 replicas at version %d", l, want.version)
+	}
+	for _, cs := range []*fakeCS{first, second} {
+		if c, ok := cs.has(loc.Handle); !ok || c != want {
+			t.Fatalf("%s's stale copy not replaced by the member's: %+v, %v", cs.addr, c, ok)
+		}
 	}
 	e.grants.checkOnePrimary(t)
 }

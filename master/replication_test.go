@@ -196,7 +196,11 @@ func TestReportBadReplica(t *testing.T) {
 }
 
 // TestAdoptHigherVersion: a replica reporting a newer version than the
-// master knows (master died mid-grant) makes the master adopt and persist it.
+// master knows (master died mid-grant, or a SetVersion nobody confirmed)
+// makes the master adopt and persist it. The reporter, the only copy at
+// the adopted version, is never deleted; the old-version copy is kept
+// (never listed) until the adopted version is back at its target, then
+// replaced by a copy from the reporter (issue 15, defect 1).
 func TestAdoptHigherVersion(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
@@ -212,14 +216,78 @@ func TestAdoptHigherVersion(t *testing.T) {
 	if l.Version != 5 || !slices.Equal(l.Replicas, []string{a.addr}) {
 		t.Fatalf("after adoption: %+v", l)
 	}
+	a.hb()
 	b.hb()
-	if !b.wasDeleted(loc.Handle) {
-		t.Fatal("old-version replica not deleted")
+	if a.wasDeleted(loc.Handle) {
+		t.Fatal("the only replica at the adopted version was deleted")
+	}
+	if b.wasDeleted(loc.Handle) {
+		t.Fatal("old-version replica deleted before the adopted version had another copy")
+	}
+	for range 3 {
+		e.m.maintain()
+		e.hbAll()
+	}
+	l = e.mustLookup("/f", 0, false, false)
+	slices.Sort(l.Replicas)
+	want := []string{a.addr, b.addr}
+	slices.Sort(want)
+	if l.Version != 5 || !slices.Equal(l.Replicas, want) {
+		t.Fatalf("not back at 2 replicas of version 5: %+v", l)
+	}
+	if c, ok := b.has(loc.Handle); !ok || c.version != 5 {
+		t.Fatalf("b holds %+v, %v; want the copy at version 5", c, ok)
+	}
+	if a.wasDeleted(loc.Handle) {
+		t.Fatal("adopted replica deleted")
 	}
 	e.restartMaster()
 	e.hbAll()
 	if l := e.mustLookup("/f", 0, false, false); l.Version != 5 {
 		t.Fatalf("adopted version not durable: %+v", l)
+	}
+}
+
+// TestAdoptHigherVersionNeverDeletesLastCopy: one SetVersion sent to one of
+// three replicas (as an attacker on a plaintext cluster can) made the
+// master delete all three copies; now the adopted one stays, the stale
+// ones stay until the adopted version has its three copies again, and the
+// chunk ends at three replicas of the adopted version.
+func TestAdoptHigherVersionNeverDeletesLastCopy(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	css := []*fakeCS{e.addCS(""), e.addCS(""), e.addCS("")}
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, false, true)
+	e.hbAll()
+	reporter := css[1]
+	reporter.mu.Lock()
+	reporter.chunks[loc.Handle].version = loc.Version + 7
+	reporter.changed[loc.Handle] = true
+	reporter.mu.Unlock()
+	reporter.hb()
+	e.hbAll()
+	e.hbAll()
+	for _, cs := range css {
+		if cs.wasDeleted(loc.Handle) {
+			t.Fatalf("%s's copy deleted right after the adoption", cs.addr)
+		}
+	}
+	for range 6 {
+		e.m.maintain()
+		e.hbAll()
+	}
+	l := e.mustLookup("/f", 0, false, false)
+	if l.Version != loc.Version+7 || len(l.Replicas) != 3 {
+		t.Fatalf("after adoption and re-replication: %+v", l)
+	}
+	if reporter.wasDeleted(loc.Handle) {
+		t.Fatal("the adopted replica was deleted")
+	}
+	for _, cs := range css {
+		if c, ok := cs.has(loc.Handle); !ok || c.version != loc.Version+7 {
+			t.Fatalf("%s holds %+v, %v; want version %d", cs.addr, c, ok, loc.Version+7)
+		}
 	}
 }
 
@@ -433,8 +501,8 @@ func TestMemberBackWithoutBumpListed(t *testing.T) {
 
 // TestStaleCopyNeverListedAlone: a server that missed a bump holds an old
 // copy; when every member is dead it is still not listed (it lacks
-// acknowledged mutations) nor deleted, and it is deleted once a member is
-// back.
+// acknowledged mutations) nor deleted, and once a member is back it is
+// kept until the member's copy replaces it.
 func TestStaleCopyNeverListedAlone(t *testing.T) {
 	e := newEnv(t, nil)
 	e.pastGrace()
@@ -471,8 +539,20 @@ func TestStaleCopyNeverListedAlone(t *testing.T) {
 		t.Fatalf("member back: %v", l.Replicas)
 	}
 	b.hb()
-	if !b.wasDeleted(loc.Handle) {
-		t.Fatal("stale copy not deleted once a member is back")
+	// Kept until the member has its second copy again: that copy goes to
+	// b (once a's lease is surely over) and replaces the stale one.
+	e.pastGrace()
+	e.hbAll()
+	for range 3 {
+		e.m.maintain()
+		e.hbAll()
+	}
+	l := e.mustLookup("/f", 0, false, false)
+	if len(l.Replicas) != 2 || l.Version != loc.Version+1 {
+		t.Fatalf("not re-replicated once a member is back: %+v", l)
+	}
+	if c, ok := b.has(loc.Handle); !ok || c.version != loc.Version+1 {
+		t.Fatalf("stale copy not replaced: %+v, %v", c, ok)
 	}
 }
 

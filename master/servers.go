@@ -251,6 +251,11 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 	case v < c.version:
 		// Stale: missed a version bump (GFS 4.5).
 		c.removeReplica(s.id)
+		if slices.Contains(m.unlisted[h], s.id) {
+			// Kept while the current version is short of copies.
+			m.releaseUnlistedLocked(h, c)
+			return oplog.Ticket{}, false
+		}
 		m.discardCopyLocked(h, c, s.id)
 		return oplog.Ticket{}, false
 	case v > c.version:
@@ -268,10 +273,19 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 			delete(m.floor, h)
 		}
 		m.log.Warn("adopted higher reported version", "chunk", h, "version", v, "server", s.addr)
+		// s holds the highest version the master knows of: it is never
+		// deleted (not even a delete queued earlier). Holders of the old
+		// version are stale (GFS 4.5) but are kept, never listed, until
+		// the adopted version is back at its target: if s died before
+		// anything was copied from it, they would be the best data left.
 		for _, old := range slices.Clone(c.replicas) {
 			c.removeReplica(old)
-			m.queueDeleteLocked(old, h)
+			if old != s.id {
+				m.keepUnlistedLocked(h, old)
+			}
 		}
+		m.unlisted[h] = slices.DeleteFunc(m.unlisted[h], func(id serverID) bool { return id == s.id })
+		delete(s.pendingDelete, h)
 		c.replicas = append(c.replicas, s.id)
 		// Others reporting v are as complete: let them join.
 		c.flags &^= chunkMembersKnown
@@ -292,12 +306,37 @@ func (m *Master) reportLocked(s *server, r *controlpb.ChunkReport) (oplog.Ticket
 	// A delete queued for an older copy on s (before it was copied to)
 	// must not reach the member copy.
 	delete(s.pendingDelete, h)
-	// A member is alive: copies kept for lack of one can go.
+	m.unlisted[h] = slices.DeleteFunc(m.unlisted[h], func(id serverID) bool { return id == s.id })
+	m.releaseUnlistedLocked(h, c)
+	return oplog.Ticket{}, false
+}
+
+// keepUnlistedLocked keeps the copy of h on id, never listed, until
+// releaseUnlistedLocked lets it go.
+func (m *Master) keepUnlistedLocked(h uint64, id serverID) {
+	if !slices.Contains(m.unlisted[h], id) {
+		m.unlisted[h] = append(m.unlisted[h], id)
+	}
+}
+
+// releaseUnlistedLocked deletes the copies of h kept for lack of members
+// once the members are enough to do without them: as many live members as
+// the chunk's target, or as there are live chunkservers when fewer. A
+// member is never deleted this way.
+func (m *Master) releaseUnlistedLocked(h uint64, c *chunk) {
+	if len(m.unlisted[h]) == 0 {
+		delete(m.unlisted, h)
+		return
+	}
+	if m.liveReplicasLocked(c) < min(int(c.repl), m.liveServersLocked()) {
+		return
+	}
 	for _, id := range m.unlisted[h] {
-		m.queueDeleteLocked(id, h)
+		if !c.hasReplica(id) {
+			m.queueDeleteLocked(id, h)
+		}
 	}
 	delete(m.unlisted, h)
-	return oplog.Ticket{}, false
 }
 
 // discardCopyLocked disposes of a copy of h on id that is no member: it is
@@ -308,9 +347,7 @@ func (m *Master) discardCopyLocked(h uint64, c *chunk, id serverID) {
 		m.queueDeleteLocked(id, h)
 		return
 	}
-	if !slices.Contains(m.unlisted[h], id) {
-		m.unlisted[h] = append(m.unlisted[h], id)
-	}
+	m.keepUnlistedLocked(h, id)
 }
 
 // queueDeleteLocked asks server id to delete chunk h in its next heartbeat reply.
