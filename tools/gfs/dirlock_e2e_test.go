@@ -68,20 +68,20 @@ func TestE2EDaemonsRefuseLockedDir(t *testing.T) {
 	bin := gfsBinary(t)
 	root := t.TempDir()
 	mdir := filepath.Join(root, "master")
-	m1, _ := startProc(t, bin, "", append([]string{"master", "-addr", "127.0.0.1:0", "-dir", mdir}, timerArgs...)...)
+	m1, _ := startProc(t, bin, "", append([]string{"master", "-insecure", "-addr", "127.0.0.1:0", "-dir", mdir}, timerArgs...)...)
 	maddr := waitMasterAddr(t, m1)
 	gfs(t, bin, nil, 0, "mkdir", "-master", maddr, "/before")
-	refused(t, bin, mdir, m1.cmd.Process.Pid, "master", "-addr", "127.0.0.1:0", "-dir", mdir)
+	refused(t, bin, mdir, m1.cmd.Process.Pid, "master", "-insecure", "-addr", "127.0.0.1:0", "-dir", mdir)
 	gfs(t, bin, nil, 0, "mkdir", "-master", maddr, "/after")
 
 	csdir := filepath.Join(root, "cs")
-	cs1, _ := startProc(t, bin, "", "chunkserver", "-master", maddr, "-addr", "127.0.0.1:0", "-dir", csdir)
+	cs1, _ := startProc(t, bin, "", "chunkserver", "-insecure", "-master", maddr, "-addr", "127.0.0.1:0", "-dir", csdir)
 	waitStderr(t, cs1, "registered with master")
-	refused(t, bin, csdir, cs1.cmd.Process.Pid, "chunkserver", "-master", maddr, "-addr", "127.0.0.1:0", "-dir", csdir)
+	refused(t, bin, csdir, cs1.cmd.Process.Pid, "chunkserver", "-insecure", "-master", maddr, "-addr", "127.0.0.1:0", "-dir", csdir)
 	if err := cs1.stop(t); err != nil {
 		t.Fatalf("chunkserver stop: %v", err)
 	}
-	cs2, _ := startProc(t, bin, "", "chunkserver", "-master", maddr, "-addr", "127.0.0.1:0", "-dir", csdir)
+	cs2, _ := startProc(t, bin, "", "chunkserver", "-insecure", "-master", maddr, "-addr", "127.0.0.1:0", "-dir", csdir)
 	waitStderr(t, cs2, "registered with master")
 	if err := cs2.stop(t); err != nil {
 		t.Fatalf("chunkserver stop: %v", err)
@@ -90,7 +90,7 @@ func TestE2EDaemonsRefuseLockedDir(t *testing.T) {
 	if err := m1.stop(t); err != nil {
 		t.Fatalf("master stop: %v", err)
 	}
-	m2, _ := startProc(t, bin, "", "master", "-addr", "127.0.0.1:0", "-dir", mdir)
+	m2, _ := startProc(t, bin, "", "master", "-insecure", "-addr", "127.0.0.1:0", "-dir", mdir)
 	maddr = waitMasterAddr(t, m2)
 	out := gfs(t, bin, nil, 0, "ls", "-master", maddr, "/")
 	if !strings.Contains(out, "before") || !strings.Contains(out, "after") {
