@@ -411,23 +411,6 @@ func (c *Client) Chunks(ctx context.Context, path string) ([]ChunkLocation, erro
 // block's checksum, and returns the chunk's length there. A checksum
 // failure (errors.Is ErrChecksum) is reported to the master.
 func (c *Client) VerifyReplica(ctx context.Context, loc ChunkLocation, addr string) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var off int64
-	for {
-		n, err := c.data.Read(dataContext(ctx, loc), addr, loc.Handle, loc.Version, off, buf)
-		off += int64(n)
-		if isChunkEnd(err) {
-			return off, nil
-		}
-		if err != nil {
-			if errors.Is(err, dataclient.ErrChecksum) {
-				c.reportBadReplica(ctx, loc.Handle, addr, err)
-				return off, fmt.Errorf("verify chunk %x on %s: %w: %w", loc.Handle, addr, ErrChecksum, err)
-			}
-			return off, fmt.Errorf("verify chunk %x on %s: %w", loc.Handle, addr, err)
-		}
-		if n == 0 {
-			return off, nil
-		}
-	}
+	rc, err := c.ReadReplica(ctx, loc, addr)
+	return rc.Length, err
 }

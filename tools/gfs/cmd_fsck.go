@@ -14,10 +14,14 @@ type fsckProblem struct {
 	Path     string   `json:"path"`
 	Index    int64    `json:"index"`
 	Handle   uint64   `json:"handle"`
-	Problem  string   `json:"problem"` // "missing", "under-replicated" or "corrupt"
+	Problem  string   `json:"problem"` // "missing", "corrupt", "divergent" or "under-replicated"
 	Replicas []string `json:"replicas"`
 	Target   int      `json:"target"`
 	Corrupt  []string `json:"corrupt,omitempty"` // replicas failing verification
+	// Divergent: replicas whose bytes differ from the chunk's good copy
+	// at the same version (-verify); reported to the master, which copies
+	// the good one over them.
+	Divergent []string `json:"divergent,omitempty"`
 }
 
 // fsckReport is what fsck -json prints.
@@ -30,14 +34,25 @@ type fsckReport struct {
 	Missing         int           `json:"missing"`
 	UnderReplicated int           `json:"under_replicated"`
 	Corrupt         int           `json:"corrupt"`
+	Divergent       int           `json:"divergent"`
 	Healthy         bool          `json:"healthy"`
 	Problems        []fsckProblem `json:"problems"`
 }
 
+// fsck's exit codes (docs/operators.md): the worst problem found decides.
+const (
+	fsckExitMissing   = 1 // a chunk has no good replica: data unavailable or lost
+	fsckExitCorrupt   = 3 // a replica is corrupt or diverges (a good copy is left)
+	fsckExitUnderRepl = 4 // a chunk has fewer good replicas than its target
+)
+
 // cmdFsck checks the chunks of every file under PATH (default /): missing
 // (no live replica), under-replicated and, with -verify, corrupt replicas
 // (every replica read in full, checksums verified, failures reported to the
-// master). It exits 1 when data is missing.
+// master) and divergent ones (replicas at one version whose bytes differ:
+// the ones differing from the good copy are reported to the master). It
+// exits 0 when healthy, else with the code of the worst problem (1 missing,
+// 3 corrupt or divergent, 4 under-replicated; 2 is a usage error).
 func cmdFsck(ctx context.Context, args []string, stdio IO) error {
 	fs := newFlagSet("fsck", "[PATH]", stdio)
 	master := masterFlag(fs)
@@ -59,16 +74,19 @@ func cmdFsck(ctx context.Context, args []string, stdio IO) error {
 	if err := fsckWalk(ctx, c, root, *verify, &rep); err != nil {
 		return err
 	}
-	rep.Healthy = rep.Missing == 0 && rep.UnderReplicated == 0 && rep.Corrupt == 0
+	rep.Healthy = rep.Missing == 0 && rep.UnderReplicated == 0 && rep.Corrupt == 0 && rep.Divergent == 0
 	if *asJSON {
 		if err := printJSON(stdio.Stdout, rep); err != nil {
 			return err
 		}
 	} else {
 		for _, p := range rep.Problems {
-			fmt.Fprintf(stdio.Stdout, "%s chunk %d (handle %016x): %s: %d of %d replicas %v", p.Path, p.Index, p.Handle, p.Problem, len(p.Replicas), p.Target, p.Replicas)
+			fmt.Fprintf(stdio.Stdout, "%s chunk %d (handle %016x): %s: %d replicas listed (target %d) %v", p.Path, p.Index, p.Handle, p.Problem, len(p.Replicas), p.Target, p.Replicas)
 			if len(p.Corrupt) > 0 {
-				fmt.Fprintf(stdio.Stdout, " corrupt %v", p.Corrupt)
+				fmt.Fprintf(stdio.Stdout, "; %d corrupt %v", len(p.Corrupt), p.Corrupt)
+			}
+			if len(p.Divergent) > 0 {
+				fmt.Fprintf(stdio.Stdout, "; %d divergent %v", len(p.Divergent), p.Divergent)
 			}
 			fmt.Fprintln(stdio.Stdout)
 		}
@@ -78,11 +96,16 @@ func cmdFsck(ctx context.Context, args []string, stdio IO) error {
 		} else if !rep.Healthy {
 			status = "DEGRADED"
 		}
-		fmt.Fprintf(stdio.Stdout, "%s: %d files, %d directories, %d chunks, %s; %d missing, %d under-replicated, %d corrupt: %s\n",
-			root, rep.Files, rep.Directories, rep.Chunks, formatSize(rep.Bytes), rep.Missing, rep.UnderReplicated, rep.Corrupt, status)
+		fmt.Fprintf(stdio.Stdout, "%s: %d files, %d directories, %d chunks, %s; %d missing, %d under-replicated, %d corrupt, %d divergent: %s\n",
+			root, rep.Files, rep.Directories, rep.Chunks, formatSize(rep.Bytes), rep.Missing, rep.UnderReplicated, rep.Corrupt, rep.Divergent, status)
 	}
-	if rep.Missing > 0 {
-		return &ExitError{Code: 1}
+	switch {
+	case rep.Missing > 0:
+		return &ExitError{Code: fsckExitMissing}
+	case rep.Corrupt > 0 || rep.Divergent > 0:
+		return &ExitError{Code: fsckExitCorrupt}
+	case rep.UnderReplicated > 0:
+		return &ExitError{Code: fsckExitUnderRepl}
 	}
 	return nil
 }
@@ -125,22 +148,32 @@ func fsckWalk(ctx context.Context, c *client.Client, p string, verify bool, rep 
 		rep.Bytes += l.Length
 		target := fi.Replication
 		var corrupt []string
+		var divergent []string
 		good := len(l.Replicas)
 		if verify {
 			good = 0
+			var rcs []client.ReplicaContent
 			for _, addr := range l.Replicas {
-				_, err := c.VerifyReplica(ctx, l, addr)
+				rc, err := c.ReadReplica(ctx, l, addr)
 				switch {
 				case err == nil:
 					good++
+					rcs = append(rcs, rc)
 				case errors.Is(err, client.ErrChecksum):
 					corrupt = append(corrupt, addr)
 				default:
 					// Unreachable now: not counted as a good copy.
 				}
 			}
+			// No lease: no mutation can be in flight, so the tails and
+			// lengths must agree too.
+			for _, dv := range client.DivergentReplicas(rcs, l.Primary, l.Primary == "") {
+				divergent = append(divergent, dv.Addr)
+				c.ReportDivergentReplica(ctx, l, dv)
+				good--
+			}
 		}
-		prob := fsckProblem{Path: p, Index: l.Index, Handle: l.Handle, Replicas: l.Replicas, Target: target, Corrupt: corrupt}
+		prob := fsckProblem{Path: p, Index: l.Index, Handle: l.Handle, Replicas: l.Replicas, Target: target, Corrupt: corrupt, Divergent: divergent}
 		switch {
 		case good == 0:
 			prob.Problem = "missing"
@@ -148,6 +181,9 @@ func fsckWalk(ctx context.Context, c *client.Client, p string, verify bool, rep 
 		case len(corrupt) > 0:
 			prob.Problem = "corrupt"
 			rep.Corrupt++
+		case len(divergent) > 0:
+			prob.Problem = "divergent"
+			rep.Divergent++
 		case target > 0 && good < target:
 			prob.Problem = "under-replicated"
 			rep.UnderReplicated++

@@ -78,12 +78,12 @@ func TestFsckReportsUnderReplicatedAndMissing(t *testing.T) {
 		t.Fatalf("fsck /d: exit %d\n%s", code, out)
 	}
 
-	// One of three replicas gone, no spare server: under-replicated, exit 0.
+	// One of three replicas gone, no spare server: under-replicated, exit 4.
 	if err := cl.StopChunkserver(0); err != nil {
 		t.Fatal(err)
 	}
 	waitFsck(t, env, func(code int, rep fsckJSON) bool {
-		return code == 0 && rep.UnderReplicated == 3 && rep.Missing == 0
+		return code == fsckExitUnderRepl && rep.UnderReplicated == 3 && rep.Missing == 0
 	})
 
 	// Every replica gone: data missing, exit 1.
