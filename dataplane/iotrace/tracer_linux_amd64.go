@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -26,6 +27,12 @@ type Tracer struct {
 // perf events), keeping the kernel's words.
 func permissionError(what string, err error) error {
 	if errors.Is(err, os.ErrPermission) {
+		// The kernel's errno is the whole story; cilium's chain of
+		// contexts (and its MEMLOCK hint) would only mislead here.
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return fmt.Errorf("%w (%s: %v)", ErrPermission, what, errno)
+		}
 		return fmt.Errorf("%w (%s: %v)", ErrPermission, what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
@@ -39,11 +46,10 @@ func Open(pid int) (*Tracer, error) {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
 		return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
 	}
-	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones
-	// need nothing and this is a no-op.
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, permissionError("raising the memlock limit", err)
-	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. An
+	// unprivileged caller may not raise it; the load below then fails
+	// with the error that says why, so this one is not reported.
+	_ = rlimit.RemoveMemlock()
 	spec, err := loadIotrace()
 	if err != nil {
 		return nil, fmt.Errorf("parse BPF object: %w", err)

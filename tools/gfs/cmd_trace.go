@@ -62,9 +62,9 @@ func traceLoop(ctx context.Context, t *iotrace.Tracer, o traceOptions, stdio IO)
 	if err != nil {
 		return err
 	}
-	if !o.json {
-		fmt.Fprintf(stdio.Stderr, "gfs trace: tracing pid %d; Ctrl-C to stop\n", t.PID())
-	}
+	// On stderr even with -json: scripts wait for it to know the
+	// programs are attached.
+	fmt.Fprintf(stdio.Stderr, "gfs trace: tracing pid %d; Ctrl-C to stop\n", t.PID())
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
