@@ -54,6 +54,7 @@ func commands() map[string]command {
 		"append":           {run: cmdAppend, usage: "record-append stdin as one record, print its offset"},
 		"fsck":             {run: cmdFsck, usage: "report missing, under-replicated and corrupt chunks"},
 		"cert":             {run: cmdCert, usage: "create a test CA and node certificates for TLS (-tls-cert/-tls-key/-tls-ca)"},
+		"trace":            {run: cmdTrace, usage: "latency histograms of a chunkserver's file syscalls and block I/O (eBPF, root)"},
 		"bench":            {run: cmdBench, usage: "run the benchmark suite (embedded cluster unless -master)"},
 		"bench-relay-node": {run: cmdBenchRelayNode, hidden: true},
 	}
