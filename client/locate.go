@@ -139,6 +139,13 @@ func (c *Client) lookup(ctx context.Context, path string, first, count int64, fo
 	return locs, resp.GetFileChunks(), nil
 }
 
+// ChunkSize returns the cluster's maximum chunk size, as the master says in
+// a lookup of path (which must exist): a file's chunk i holds bytes
+// [i*ChunkSize, (i+1)*ChunkSize). MapReduce cuts its input splits there.
+func (c *Client) ChunkSize(ctx context.Context, path string) (int64, error) {
+	return c.chunkSizeOf(ctx, path)
+}
+
 // chunkSizeOf returns the cluster's chunk size, asking the master on first
 // use (through a Lookup of path).
 func (c *Client) chunkSizeOf(ctx context.Context, path string) (int64, error) {

@@ -51,7 +51,8 @@ var nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // ParseNodes parses a comma-separated list of NAME or NAME:ROLE. Without a
 // role, a name starting with "master" is a master, one starting with "cs"
-// or "chunkserver" a chunkserver, any other a client.
+// or "chunkserver" a chunkserver, "coordinator" a MapReduce coordinator,
+// "worker" a MapReduce worker, any other a client.
 func ParseNodes(s string) ([]Node, error) {
 	var nodes []Node
 	seen := map[string]bool{}
@@ -68,6 +69,10 @@ func ParseNodes(s string) ([]Node, error) {
 				n.Role = RoleMaster
 			case strings.HasPrefix(name, "cs"), strings.HasPrefix(name, "chunkserver"):
 				n.Role = RoleChunkserver
+			case strings.HasPrefix(name, "coordinator"):
+				n.Role = RoleCoordinator
+			case strings.HasPrefix(name, "worker"):
+				n.Role = RoleWorker
 			default:
 				n.Role = RoleClient
 			}
@@ -92,7 +97,7 @@ func (n Node) check() error {
 		return fmt.Errorf("node name %q (want 1-63 letters, digits, '.', '_', '-'; not \"ca\"): %w", n.Name, ErrBadNode)
 	}
 	if !n.Role.Valid() {
-		return fmt.Errorf("node %q: role %q (want master, chunkserver or client): %w", n.Name, n.Role, ErrBadNode)
+		return fmt.Errorf("node %q: role %q (want master, chunkserver, client, coordinator or worker): %w", n.Name, n.Role, ErrBadNode)
 	}
 	return nil
 }

@@ -22,11 +22,17 @@ const (
 	RoleMaster      Role = "master"
 	RoleChunkserver Role = "chunkserver"
 	RoleClient      Role = "client"
+	// RoleCoordinator is a MapReduce coordinator: a GFS client to the
+	// master, the server workers register with.
+	RoleCoordinator Role = "coordinator"
+	// RoleWorker is a MapReduce worker: a GFS client, a coordinator
+	// client, and a shuffle server and client to other workers.
+	RoleWorker Role = "worker"
 )
 
 // Valid reports whether r is one of the defined roles.
 func (r Role) Valid() bool {
-	return r == RoleMaster || r == RoleChunkserver || r == RoleClient
+	return r == RoleMaster || r == RoleChunkserver || r == RoleClient || r == RoleCoordinator || r == RoleWorker
 }
 
 // RoleOf returns the role written in cert (its subject's first

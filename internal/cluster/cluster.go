@@ -316,7 +316,9 @@ func (c *Cluster) probe(ctx context.Context, mc controlpb.MasterClient, path str
 // chunkservers: missing or expiring ones are created with dir's CA (a CA
 // when dir has none); a CA is never replaced (tlsconfig.EnsureCerts).
 func ensureCerts(dir string, n int) error {
-	names := []string{"master", "client"}
+	// coordinator and worker certificates let gfs local -mr-workers (and
+	// tests) run MapReduce on the cluster without another gfs cert step.
+	names := []string{"master", "client", "coordinator", "worker"}
 	for i := 0; i < n; i++ {
 		names = append(names, fmt.Sprintf("cs%d", i))
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gfs-go/gfs/internal/tlsflag"
 	"io"
 	"os"
 	"strconv"
@@ -21,7 +22,7 @@ import (
 // masterFlags are a client subcommand's -master and TLS flags.
 type masterFlags struct {
 	addr    string
-	tls     tlsFlags
+	tls     tlsflag.Flags
 	dataTLS bool
 }
 
@@ -30,7 +31,7 @@ type masterFlags struct {
 func masterFlag(fs *flag.FlagSet) *masterFlags {
 	m := &masterFlags{}
 	fs.StringVar(&m.addr, "master", "", "master address HOST:PORT (default $GFS_MASTER)")
-	m.tls.register(fs, "client", false)
+	m.tls.Register(fs, "client", false)
 	fs.BoolVar(&m.dataTLS, "data-tls", false, "encrypt the data channel too (TLS to the chunkservers; needed when they run -data-tls) (default $GFS_DATA_TLS)")
 	return m
 }
@@ -45,7 +46,7 @@ func dial(ctx context.Context, m *masterFlags, stdio IO) (*client.Client, error)
 	if master == "" {
 		return nil, errors.New("no master: pass -master HOST:PORT or set GFS_MASTER")
 	}
-	files, err := m.tls.files(stdio)
+	files, err := m.tls.Resolve(stdio.Getenv)
 	if err != nil {
 		return nil, err
 	}

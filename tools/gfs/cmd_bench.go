@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/gfs-go/gfs/internal/tlsflag"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -42,8 +43,8 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each workload's measured phase to FILE.WORKLOAD")
 	fs.Uint64Var(&o.Seed, "seed", 0, "seed of the data pattern and random offsets (0 = random)")
 	verbose := fs.Bool("v", false, "log the embedded cluster's warnings to stderr")
-	var tlsF tlsFlags
-	tlsF.register(fs, "client", false) // with -master: a cluster running TLS
+	var tlsF tlsflag.Flags
+	tlsF.Register(fs, "client", false) // with -master: a cluster running TLS
 	dataTLS := fs.Bool("data-tls", false, "with -master: encrypt the data channel (a cluster whose chunkservers run -data-tls)")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -74,14 +75,14 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	var clientTLS *tls.Config
 	if o.MasterAddr != "" {
 		// The environment's TLS settings only matter against -master.
-		files, err := tlsF.files(stdio)
+		files, err := tlsF.Resolve(stdio.Getenv)
 		if err != nil {
 			return err
 		}
 		if clientTLS, err = tlsconfig.Client(files); err != nil {
 			return err
 		}
-	} else if tlsF.flags.Enabled() || tlsF.dir != "" || *dataTLS {
+	} else if tlsF.Files.Enabled() || tlsF.Dir != "" || *dataTLS {
 		return errors.New("-tls-dir, -tls-cert/-tls-key/-tls-ca and -data-tls need -master (the embedded cluster runs without TLS: " +
 			"measure a TLS cluster with gfs local and -master, see BENCHMARKS.md)")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gfs-go/gfs/internal/tlsflag"
 
 	"github.com/gfs-go/gfs/control/tlsconfig"
 	"github.com/gfs-go/gfs/dataplane/chunkserver"
@@ -31,8 +32,8 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	sendMode := fs.String("send-mode", "default", "how reads move chunk bytes to the socket: default, sendfile (zero-copy) or copy (pread+write)")
 	var timers timerFlags
 	fs.DurationVar(&timers.heartbeatInterval, "heartbeat", 0, "heartbeat interval (0 = 1s; the master's value wins)")
-	var tlsF tlsFlags
-	tlsF.register(fs, "chunkserver", true)
+	var tlsF tlsflag.Flags
+	tlsF.Register(fs, "chunkserver", true)
 	httpAddr := fs.String("http-addr", "", "operator HTTP listener HOST:PORT for /metrics, /healthz, /readyz, /debug/pprof/ (empty = none)")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
@@ -57,7 +58,7 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	default:
 		return fmt.Errorf("-send-mode %q: want default, sendfile or copy", *sendMode)
 	}
-	files, err := tlsF.files(stdio)
+	files, err := tlsF.Resolve(stdio.Getenv)
 	if err != nil {
 		return err
 	}

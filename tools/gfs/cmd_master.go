@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gfs-go/gfs/internal/tlsflag"
 	"net"
 
 	"github.com/gfs-go/gfs/control/tlsconfig"
@@ -25,8 +26,8 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 	fs.IntVar(&opts.MaxConnsPerHost, "max-conns-per-host", 0, "open connections allowed from one remote host (0 = 4096, negative = no cap)")
 	var timers timerFlags
 	timers.register(fs)
-	var tlsF tlsFlags
-	tlsF.register(fs, "master", true)
+	var tlsF tlsflag.Flags
+	tlsF.Register(fs, "master", true)
 	readyServers := fs.Int("ready-chunkservers", 1, "live chunkservers /readyz waits for")
 	httpAddr := fs.String("http-addr", "", "operator HTTP listener HOST:PORT for /metrics, /healthz, /readyz, /debug/pprof/ (empty = none)")
 	verbose := fs.Bool("v", false, "log at debug level")
@@ -38,7 +39,7 @@ func cmdMaster(ctx context.Context, args []string, stdio IO) error {
 		fs.Usage()
 		return &ExitError{Code: 2}
 	}
-	files, err := tlsF.files(stdio)
+	files, err := tlsF.Resolve(stdio.Getenv)
 	if err != nil {
 		return err
 	}

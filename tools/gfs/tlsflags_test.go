@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"github.com/gfs-go/gfs/internal/tlsflag"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,11 +44,11 @@ func TestTLSFlagsPrecedence(t *testing.T) {
 	env := func(m map[string]string) IO {
 		return IO{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(k string) string { return m[k] }}
 	}
-	parse := func(node string, daemon bool, args ...string) *tlsFlags {
+	parse := func(node string, daemon bool, args ...string) *tlsflag.Flags {
 		fs := flag.NewFlagSet("x", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		var tf tlsFlags
-		tf.register(fs, node, daemon)
+		var tf tlsflag.Flags
+		tf.Register(fs, node, daemon)
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +80,7 @@ func TestTLSFlagsPrecedence(t *testing.T) {
 		{name: "daemon insecure ignores env", node: "master", daemon: true, args: []string{"-insecure"}, env: map[string]string{"GFS_TLS_DIR": "/c"}},
 	}
 	for _, c := range cases {
-		got, err := parse(c.node, c.daemon, c.args...).files(env(c.env))
+		got, err := parse(c.node, c.daemon, c.args...).Resolve(env(c.env).Getenv)
 		switch {
 		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
 			t.Errorf("%s: err %v, want %q", c.name, err, c.wantErr)
