@@ -197,7 +197,7 @@ func TestTextTable(t *testing.T) {
 // file with lines longer than the read buffer, cut into chunk-like splits.
 func TestTextRealFileLongLines(t *testing.T) {
 	var b bytes.Buffer
-	lengths := []int{0, 5, ReadBufferBytes - 1, ReadBufferBytes, ReadBufferBytes + 1, 5*ReadBufferBytes/2, 0, 3}
+	lengths := []int{0, 5, ReadBufferBytes - 1, ReadBufferBytes, ReadBufferBytes + 1, 5 * ReadBufferBytes / 2, 0, 3}
 	for i, n := range lengths {
 		b.Write(bytes.Repeat([]byte{byte('a' + i)}, n))
 		b.WriteString("\n")
