@@ -1511,86 +1511,6 @@ func (x *StatusResponse) GetWorkers() int32 {
 	return 0
 }
 
-type KillRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KillRequest) Reset() {
-	*x = KillRequest{}
-	mi := &file_mr_proto_msgTypes[20]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KillRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KillRequest) ProtoMessage() {}
-
-func (x *KillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mr_proto_msgTypes[20]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KillRequest.ProtoReflect.Descriptor instead.
-func (*KillRequest) Descriptor() ([]byte, []int) {
-	return file_mr_proto_rawDescGZIP(), []int{20}
-}
-
-func (x *KillRequest) GetJob() string {
-	if x != nil {
-		return x.Job
-	}
-	return ""
-}
-
-type KillResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KillResponse) Reset() {
-	*x = KillResponse{}
-	mi := &file_mr_proto_msgTypes[21]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KillResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KillResponse) ProtoMessage() {}
-
-func (x *KillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mr_proto_msgTypes[21]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KillResponse.ProtoReflect.Descriptor instead.
-func (*KillResponse) Descriptor() ([]byte, []int) {
-	return file_mr_proto_rawDescGZIP(), []int{21}
-}
-
 var File_mr_proto protoreflect.FileDescriptor
 
 const file_mr_proto_rawDesc = "" +
@@ -1724,10 +1644,7 @@ const file_mr_proto_rawDesc = "" +
 	"\x0fphase_commit_ms\x18\x10 \x01(\x03R\rphaseCommitMs\"Q\n" +
 	"\x0eStatusResponse\x12%\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x11.gfs.mr.JobStatusR\x04jobs\x12\x18\n" +
-	"\aworkers\x18\x02 \x01(\x05R\aworkers\"\x1f\n" +
-	"\vKillRequest\x12\x10\n" +
-	"\x03job\x18\x01 \x01(\tR\x03job\"\x0e\n" +
-	"\fKillResponse2\x94\x05\n" +
+	"\aworkers\x18\x02 \x01(\x05R\aworkers2\xe1\x04\n" +
 	"\vCoordinator\x12=\n" +
 	"\bRegister\x12\x17.gfs.mr.RegisterRequest\x1a\x18.gfs.mr.RegisterResponse\x12@\n" +
 	"\tHeartbeat\x12\x18.gfs.mr.HeartbeatRequest\x1a\x19.gfs.mr.HeartbeatResponse\x12=\n" +
@@ -1738,8 +1655,7 @@ const file_mr_proto_rawDesc = "" +
 	"MapOutputs\x12\x19.gfs.mr.MapOutputsRequest\x1a\x1a.gfs.mr.MapOutputsResponse\x12O\n" +
 	"\x12ReportFetchFailure\x12!.gfs.mr.ReportFetchFailureRequest\x1a\x16.gfs.mr.ReportResponse\x127\n" +
 	"\x06Submit\x12\x15.gfs.mr.SubmitRequest\x1a\x16.gfs.mr.SubmitResponse\x127\n" +
-	"\x06Status\x12\x15.gfs.mr.StatusRequest\x1a\x16.gfs.mr.StatusResponse\x121\n" +
-	"\x04Kill\x12\x13.gfs.mr.KillRequest\x1a\x14.gfs.mr.KillResponseB&Z$github.com/gfs-go/gfs/mapreduce/mrpbb\x06proto3"
+	"\x06Status\x12\x15.gfs.mr.StatusRequest\x1a\x16.gfs.mr.StatusResponseB&Z$github.com/gfs-go/gfs/mapreduce/mrpbb\x06proto3"
 
 var (
 	file_mr_proto_rawDescOnce sync.Once
@@ -1753,7 +1669,7 @@ func file_mr_proto_rawDescGZIP() []byte {
 	return file_mr_proto_rawDescData
 }
 
-var file_mr_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_mr_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_mr_proto_goTypes = []any{
 	(*RegisterRequest)(nil),           // 0: gfs.mr.RegisterRequest
 	(*RegisterResponse)(nil),          // 1: gfs.mr.RegisterResponse
@@ -1775,14 +1691,12 @@ var file_mr_proto_goTypes = []any{
 	(*StatusRequest)(nil),             // 17: gfs.mr.StatusRequest
 	(*JobStatus)(nil),                 // 18: gfs.mr.JobStatus
 	(*StatusResponse)(nil),            // 19: gfs.mr.StatusResponse
-	(*KillRequest)(nil),               // 20: gfs.mr.KillRequest
-	(*KillResponse)(nil),              // 21: gfs.mr.KillResponse
-	nil,                               // 22: gfs.mr.Assignment.ConfEntry
-	nil,                               // 23: gfs.mr.SubmitRequest.ConfEntry
+	nil,                               // 20: gfs.mr.Assignment.ConfEntry
+	nil,                               // 21: gfs.mr.SubmitRequest.ConfEntry
 }
 var file_mr_proto_depIdxs = []int32{
 	2,  // 0: gfs.mr.Assignment.attempt:type_name -> gfs.mr.Attempt
-	22, // 1: gfs.mr.Assignment.conf:type_name -> gfs.mr.Assignment.ConfEntry
+	20, // 1: gfs.mr.Assignment.conf:type_name -> gfs.mr.Assignment.ConfEntry
 	3,  // 2: gfs.mr.Assignment.maps:type_name -> gfs.mr.MapOutputLocation
 	2,  // 3: gfs.mr.HeartbeatRequest.running:type_name -> gfs.mr.Attempt
 	4,  // 4: gfs.mr.HeartbeatResponse.run:type_name -> gfs.mr.Assignment
@@ -1796,7 +1710,7 @@ var file_mr_proto_depIdxs = []int32{
 	3,  // 12: gfs.mr.MapOutputsResponse.maps:type_name -> gfs.mr.MapOutputLocation
 	2,  // 13: gfs.mr.ReportFetchFailureRequest.attempt:type_name -> gfs.mr.Attempt
 	2,  // 14: gfs.mr.ReportFetchFailureRequest.map:type_name -> gfs.mr.Attempt
-	23, // 15: gfs.mr.SubmitRequest.conf:type_name -> gfs.mr.SubmitRequest.ConfEntry
+	21, // 15: gfs.mr.SubmitRequest.conf:type_name -> gfs.mr.SubmitRequest.ConfEntry
 	18, // 16: gfs.mr.StatusResponse.jobs:type_name -> gfs.mr.JobStatus
 	0,  // 17: gfs.mr.Coordinator.Register:input_type -> gfs.mr.RegisterRequest
 	5,  // 18: gfs.mr.Coordinator.Heartbeat:input_type -> gfs.mr.HeartbeatRequest
@@ -1807,19 +1721,17 @@ var file_mr_proto_depIdxs = []int32{
 	13, // 23: gfs.mr.Coordinator.ReportFetchFailure:input_type -> gfs.mr.ReportFetchFailureRequest
 	15, // 24: gfs.mr.Coordinator.Submit:input_type -> gfs.mr.SubmitRequest
 	17, // 25: gfs.mr.Coordinator.Status:input_type -> gfs.mr.StatusRequest
-	20, // 26: gfs.mr.Coordinator.Kill:input_type -> gfs.mr.KillRequest
-	1,  // 27: gfs.mr.Coordinator.Register:output_type -> gfs.mr.RegisterResponse
-	6,  // 28: gfs.mr.Coordinator.Heartbeat:output_type -> gfs.mr.HeartbeatResponse
-	14, // 29: gfs.mr.Coordinator.ReportMap:output_type -> gfs.mr.ReportResponse
-	14, // 30: gfs.mr.Coordinator.ReportReduce:output_type -> gfs.mr.ReportResponse
-	14, // 31: gfs.mr.Coordinator.ReportFailure:output_type -> gfs.mr.ReportResponse
-	12, // 32: gfs.mr.Coordinator.MapOutputs:output_type -> gfs.mr.MapOutputsResponse
-	14, // 33: gfs.mr.Coordinator.ReportFetchFailure:output_type -> gfs.mr.ReportResponse
-	16, // 34: gfs.mr.Coordinator.Submit:output_type -> gfs.mr.SubmitResponse
-	19, // 35: gfs.mr.Coordinator.Status:output_type -> gfs.mr.StatusResponse
-	21, // 36: gfs.mr.Coordinator.Kill:output_type -> gfs.mr.KillResponse
-	27, // [27:37] is the sub-list for method output_type
-	17, // [17:27] is the sub-list for method input_type
+	1,  // 26: gfs.mr.Coordinator.Register:output_type -> gfs.mr.RegisterResponse
+	6,  // 27: gfs.mr.Coordinator.Heartbeat:output_type -> gfs.mr.HeartbeatResponse
+	14, // 28: gfs.mr.Coordinator.ReportMap:output_type -> gfs.mr.ReportResponse
+	14, // 29: gfs.mr.Coordinator.ReportReduce:output_type -> gfs.mr.ReportResponse
+	14, // 30: gfs.mr.Coordinator.ReportFailure:output_type -> gfs.mr.ReportResponse
+	12, // 31: gfs.mr.Coordinator.MapOutputs:output_type -> gfs.mr.MapOutputsResponse
+	14, // 32: gfs.mr.Coordinator.ReportFetchFailure:output_type -> gfs.mr.ReportResponse
+	16, // 33: gfs.mr.Coordinator.Submit:output_type -> gfs.mr.SubmitResponse
+	19, // 34: gfs.mr.Coordinator.Status:output_type -> gfs.mr.StatusResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -1836,7 +1748,7 @@ func file_mr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mr_proto_rawDesc), len(file_mr_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,7 +33,6 @@ const (
 	Coordinator_ReportFetchFailure_FullMethodName = "/gfs.mr.Coordinator/ReportFetchFailure"
 	Coordinator_Submit_FullMethodName             = "/gfs.mr.Coordinator/Submit"
 	Coordinator_Status_FullMethodName             = "/gfs.mr.Coordinator/Status"
-	Coordinator_Kill_FullMethodName               = "/gfs.mr.Coordinator/Kill"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -53,7 +52,6 @@ type CoordinatorClient interface {
 	ReportFetchFailure(ctx context.Context, in *ReportFetchFailureRequest, opts ...grpc.CallOption) (*ReportResponse, error)
 	Submit(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (*SubmitResponse, error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
-	Kill(ctx context.Context, in *KillRequest, opts ...grpc.CallOption) (*KillResponse, error)
 }
 
 type coordinatorClient struct {
@@ -154,16 +152,6 @@ func (c *coordinatorClient) Status(ctx context.Context, in *StatusRequest, opts 
 	return out, nil
 }
 
-func (c *coordinatorClient) Kill(ctx context.Context, in *KillRequest, opts ...grpc.CallOption) (*KillResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(KillResponse)
-	err := c.cc.Invoke(ctx, Coordinator_Kill_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
 // for forward compatibility.
@@ -181,7 +169,6 @@ type CoordinatorServer interface {
 	ReportFetchFailure(context.Context, *ReportFetchFailureRequest) (*ReportResponse, error)
 	Submit(context.Context, *SubmitRequest) (*SubmitResponse, error)
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
-	Kill(context.Context, *KillRequest) (*KillResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -218,9 +205,6 @@ func (UnimplementedCoordinatorServer) Submit(context.Context, *SubmitRequest) (*
 }
 func (UnimplementedCoordinatorServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
-}
-func (UnimplementedCoordinatorServer) Kill(context.Context, *KillRequest) (*KillResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Kill not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -405,24 +389,6 @@ func _Coordinator_Status_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Coordinator_Kill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(KillRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(CoordinatorServer).Kill(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Coordinator_Kill_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoordinatorServer).Kill(ctx, req.(*KillRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -465,10 +431,6 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Coordinator_Status_Handler,
-		},
-		{
-			MethodName: "Kill",
-			Handler:    _Coordinator_Kill_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
