@@ -122,6 +122,15 @@ func (c *Client) Status(ctx context.Context, job string) ([]JobStatus, error) {
 	return out, nil
 }
 
+// Workers returns how many workers are registered.
+func (c *Client) Workers(ctx context.Context) (int, error) {
+	resp, err := c.c.Status(ctx, &mrpb.StatusRequest{})
+	if err != nil {
+		return 0, rpcError(err)
+	}
+	return int(resp.GetWorkers()), nil
+}
+
 // Wait polls a job until it ends, calling progress (when non-nil) with
 // each status seen. It returns the final status; a failed job also gives
 // an error carrying the coordinator's reason.

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/gfs-go/gfs/internal/cluster"
+	"github.com/gfs-go/gfs/mapreduce/apps"
+	"github.com/gfs-go/gfs/mapreduce/mrlocal"
 )
 
 // cmdLocal runs a whole cluster (master plus N chunkservers on loopback) in
@@ -32,6 +34,9 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 	insecure := fs.Bool("insecure", false, "run plaintext: no TLS and no capabilities (anyone who can reach a port can read, overwrite and delete data)")
 	fs.BoolVar(&opts.DataTLS, "data-tls", false, "encrypt the data channel too (clients then need -data-tls or GFS_DATA_TLS=1)")
 	verbose := fs.Bool("v", false, "log at debug level (default: warnings only)")
+	mrWorkers := fs.Int("mr-workers", 0, "also run a MapReduce coordinator and this many workers, worker i beside chunkserver i mod N")
+	coordAddr := fs.String("coordinator-addr", "", "coordinator listen address HOST:PORT with -mr-workers (default: a free port)")
+	mrSlots := fs.Int("mr-slots", 0, "attempts each worker runs at once (0 = CPU count)")
 	if err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -59,7 +64,19 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
+	var mr *mrlocal.Local
+	if *mrWorkers > 0 {
+		mr, err = mrlocal.Start(ctx, c, mrlocal.Options{Dir: filepath.Join(opts.Dir, "mr"), Workers: *mrWorkers, Slots: *mrSlots,
+			CoordinatorAddr: *coordAddr, Apps: apps.All(), DataTLS: opts.DataTLS, Logger: opts.Logger})
+		if err != nil {
+			c.Close()
+			return err
+		}
+	}
 	ready := fmt.Sprintf("ready master=%s chunkservers=%s dir=%s", c.MasterAddr(), strings.Join(c.ChunkserverAddrs(), ","), opts.Dir)
+	if mr != nil {
+		ready += " coordinator=" + mr.CoordinatorAddr()
+	}
 	if opts.TLSDir != "" {
 		ready += " tls-dir=" + opts.TLSDir
 	}
@@ -77,5 +94,10 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdio.Stderr, "gfs local: shutting down")
+	if mr != nil {
+		if err := mr.Close(); err != nil {
+			fmt.Fprintf(stdio.Stderr, "gfs local: mapreduce: %v\n", err)
+		}
+	}
 	return c.Close()
 }

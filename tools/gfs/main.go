@@ -55,6 +55,7 @@ func commands() map[string]command {
 		"fsck":             {run: cmdFsck, usage: "report missing, under-replicated and corrupt chunks"},
 		"cert":             {run: cmdCert, usage: "create a test CA and node certificates for TLS (-tls-cert/-tls-key/-tls-ca)"},
 		"trace":            {run: cmdTrace, usage: "latency histograms of a chunkserver's file syscalls and block I/O (eBPF, root)"},
+		"mr":               {run: cmdMR, usage: "MapReduce: coordinator, worker, run a job (-app wordcount|grep|index|sort|identity, streaming), status"},
 		"bench":            {run: cmdBench, usage: "run the benchmark suite (embedded cluster unless -master)"},
 		"bench-relay-node": {run: cmdBenchRelayNode, hidden: true},
 	}
