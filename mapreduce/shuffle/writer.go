@@ -61,6 +61,9 @@ type Stats struct {
 	// passes and the final output (a record merged from spills counts
 	// twice, as in Hadoop).
 	SpilledRecords int64
+	// Spills is how many times the buffer was sorted and written: 1 when
+	// the output fit in memory (one map-side merge input per spill).
+	Spills int
 	// PartitionBytes is the size of each partition's segment in the output
 	// file, framing included: what a reducer fetches.
 	PartitionBytes []int64
@@ -268,6 +271,7 @@ func (w *Writer) spill() error {
 // R segments, combining when there is a combiner; it empties the buffer.
 func (w *Writer) writeBuffer(path string) (spillFile, error) {
 	slices.SortFunc(w.meta, w.compareMeta)
+	w.stats.Spills++
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return spillFile{}, fmt.Errorf("shuffle: spill: %w", err)
