@@ -267,14 +267,17 @@ func (c *child) finish(emit mapreduce.Emit) error {
 
 // result is the child's outcome; call it after done is closed.
 func (c *child) result() error {
-	if c.readErr != nil {
-		return c.readErr
-	}
-	if c.waitErr == nil {
+	if c.readErr == nil && c.waitErr == nil {
 		return nil
 	}
 	if err := c.ctx.Err(); err != nil {
+		// Killed for the cancellation; its pipes may have been closed
+		// under the reader too (exec's WaitDelay, for descendants that
+		// escaped the process group): neither is the command's fault.
 		return fmt.Errorf("streaming %s command %q: %w", c.role, c.command, err)
+	}
+	if c.readErr != nil {
+		return c.readErr
 	}
 	msg := fmt.Sprintf("%s command %q: %v", c.role, c.command, c.waitErr)
 	if tail := c.stderr.lastLines(stderrTailLines); tail != "" {
