@@ -57,7 +57,8 @@
 // reading all its input succeeds with what it wrote (the rest of the input
 // is dropped), like "head" in a shell pipeline. The child and everything it
 // starts are killed when the task's context (the one given to NewMapTask or
-// NewReduceTask) is cancelled; a task must end with Finish or that
-// cancellation, which is what reaps the child. Record payloads and keys
+// NewReduceTask) is cancelled. Finish always waits for the reader goroutine
+// and reaps the child, so a worker abandoning a task cancels its context and
+// still calls Finish: until Finish returns, Emit may be called. Record payloads and keys
 // must not hold "\n", which would split them into two lines for the child.
 package apps

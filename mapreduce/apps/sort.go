@@ -81,6 +81,9 @@ func (p *rangePartitioner) prepare(ctx context.Context, in mapreduce.InputReader
 	if reduces <= 1 {
 		return nil
 	}
+	if conf == nil {
+		return errors.New("sort: prepare needs a conf to store its boundaries in")
+	}
 	samples, err := sampleKeys(ctx, in, p.input)
 	if err != nil {
 		return err

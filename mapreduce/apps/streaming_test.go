@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -243,4 +244,52 @@ func TestStreamingNoInput(t *testing.T) {
 	if want := []string{"done"}; !slices.Equal(got[0], want) || !slices.Equal(got[1], want) {
 		t.Fatalf("got %v", got)
 	}
+}
+
+// TestReadPairsBound: a line of exactly the bound passes, one byte more
+// fails, with or without "\r\n".
+func TestReadPairsBound(t *testing.T) {
+	const maxLine = 100
+	ok := strings.Repeat("k", 60) + "\t" + strings.Repeat("v", 39)
+	for _, out := range []string{ok, ok + "\n", ok + "\r\n", "a\n" + ok} {
+		if err := readPairs(strings.NewReader(out), maxLine, func(k, v []byte) error { return nil }); err != nil {
+			t.Fatalf("%d bytes: %v", len(out), err)
+		}
+	}
+	for _, out := range []string{ok + "x", ok + "x\n", ok + "x\r\n", "a\n" + ok + "xyz"} {
+		if err := readPairs(strings.NewReader(out), maxLine, func(k, v []byte) error { return nil }); err == nil || !strings.Contains(err.Error(), "longer than 100") {
+			t.Fatalf("%d bytes: %v", len(out), err)
+		}
+	}
+}
+
+// FuzzReadPairs: any output decodes without panicking into the pairs a
+// plain line split gives.
+func FuzzReadPairs(f *testing.F) {
+	f.Add([]byte("k\tv\nk2\n\n"))
+	f.Add([]byte("a\tb\tc\r\nlast"))
+	f.Add([]byte("\r\n\t\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		var got []string
+		err := readPairs(bytes.NewReader(out), MaxStreamLineBytes, func(k, v []byte) error {
+			if bytes.ContainsAny(k, "\t\n") || bytes.ContainsRune(v, '\n') {
+				t.Fatalf("pair %q %q", k, v)
+			}
+			got = append(got, string(k)+"\t"+string(v))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, l := range refLines(string(out)) {
+			if !strings.Contains(l, "\t") {
+				l += "\t"
+			}
+			want = append(want, l)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
 }
