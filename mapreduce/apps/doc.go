@@ -44,7 +44,8 @@
 //
 // A streaming job runs its commands with "sh -c", one child process per
 // task, as Hadoop Streaming does: the mapper reads the task's input lines on
-// stdin (the record's bytes and "\n") and writes key<TAB>value lines on
+// stdin (the record's bytes and "\n"; the environment variable
+// mapreduce_map_input_file names the input file) and writes key<TAB>value lines on
 // stdout (a line without a tab is a key with an empty value); the reducer
 // reads key<TAB>value lines (key alone when the value is empty), sorted by
 // key, one per value, and every line it writes is an output pair parsed the

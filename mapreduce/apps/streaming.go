@@ -229,7 +229,7 @@ func (c *child) writeLine(key, value []byte) error {
 	}
 	select {
 	case <-c.done:
-		return c.stopped(nil)
+		return c.stopped()
 	default:
 	}
 	c.in.Write(key)
@@ -238,15 +238,15 @@ func (c *child) writeLine(key, value []byte) error {
 		c.in.Write(value)
 	}
 	if err := c.in.WriteByte('\n'); err != nil {
-		return c.stopped(err)
+		return c.stopped()
 	}
 	return nil
 }
 
-// stopped handles a child that no longer takes input (a write failed with
-// writeErr, or the reader finished): it waits for the child and returns its
-// failure, or nil and drops the remaining input when it exited 0.
-func (c *child) stopped(writeErr error) error {
+// stopped handles a child that no longer takes input (a write failed, or
+// the reader finished): it waits for the child and returns its failure, or
+// nil and drops the remaining input when it exited 0.
+func (c *child) stopped() error {
 	<-c.done
 	if err := c.result(); err != nil {
 		return err
