@@ -44,7 +44,8 @@
 //
 // A streaming job runs its commands with "sh -c", one child process per
 // task, as Hadoop Streaming does: the mapper reads the task's input lines on
-// stdin (the record's bytes and "\n") and writes key<TAB>value lines on
+// stdin (the record's bytes and "\n"; the environment variable
+// mapreduce_map_input_file names the input file) and writes key<TAB>value lines on
 // stdout (a line without a tab is a key with an empty value); the reducer
 // reads key<TAB>value lines (key alone when the value is empty), sorted by
 // key, one per value, and every line it writes is an output pair parsed the
@@ -57,7 +58,8 @@
 // reading all its input succeeds with what it wrote (the rest of the input
 // is dropped), like "head" in a shell pipeline. The child and everything it
 // starts are killed when the task's context (the one given to NewMapTask or
-// NewReduceTask) is cancelled; a task must end with Finish or that
-// cancellation, which is what reaps the child. Record payloads and keys
+// NewReduceTask) is cancelled. Finish always waits for the reader goroutine
+// and reaps the child, so a worker abandoning a task cancels its context and
+// still calls Finish: until Finish returns, Emit may be called. Record payloads and keys
 // must not hold "\n", which would split them into two lines for the child.
 package apps

@@ -81,6 +81,9 @@ func (p *rangePartitioner) prepare(ctx context.Context, in mapreduce.InputReader
 	if reduces <= 1 {
 		return nil
 	}
+	if conf == nil {
+		return errors.New("sort: prepare needs a conf to store its boundaries in")
+	}
 	samples, err := sampleKeys(ctx, in, p.input)
 	if err != nil {
 		return err
@@ -91,8 +94,8 @@ func (p *rangePartitioner) prepare(ctx context.Context, in mapreduce.InputReader
 	return nil
 }
 
-// pickBoundaries returns reduces-1 keys splitting the sorted samples into
-// equal shares (none without samples).
+// pickBoundaries returns up to reduces-1 keys splitting the sorted samples
+// into equal shares (none without samples).
 func pickBoundaries(samples [][]byte, reduces int) [][]byte {
 	if len(samples) == 0 {
 		return nil
@@ -100,7 +103,11 @@ func pickBoundaries(samples [][]byte, reduces int) [][]byte {
 	slices.SortFunc(samples, bytes.Compare)
 	bounds := make([][]byte, 0, reduces-1)
 	for i := 1; i < reduces; i++ {
-		bounds = append(bounds, samples[i*len(samples)/reduces])
+		// An empty boundary (empty lines sampled) only keeps partition 0
+		// empty, and alone it would encode as no boundaries at all.
+		if b := samples[i*len(samples)/reduces]; len(b) > 0 {
+			bounds = append(bounds, b)
+		}
 	}
 	return bounds
 }
@@ -230,4 +237,6 @@ type inputFile struct {
 	path string
 }
 
-func (f inputFile) ReadAt(p []byte, off int64) (int, error) { return f.in.ReadAt(f.ctx, f.path, p, off) }
+func (f inputFile) ReadAt(p []byte, off int64) (int, error) {
+	return f.in.ReadAt(f.ctx, f.path, p, off)
+}

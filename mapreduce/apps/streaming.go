@@ -172,38 +172,54 @@ func (c *child) start(emit mapreduce.Emit, env ...string) error {
 // until EOF or the first error, then reaps the child.
 func (c *child) read(stdout io.Reader, emit mapreduce.Emit) {
 	defer close(c.done)
-	br := bufio.NewReaderSize(stdout, MaxStreamLineBytes+2) // line, "\r", "\n"
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			c.readErr = fmt.Errorf("%w: %s command %q wrote a line longer than %d bytes", ErrCommandFailed, c.role, c.command, MaxStreamLineBytes)
-			break
+	if err := readPairs(stdout, MaxStreamLineBytes, emit); err != nil {
+		var ee emitError
+		if errors.As(err, &ee) {
+			c.readErr = fmt.Errorf("streaming %s output: %w", c.role, ee.err)
+		} else {
+			c.readErr = fmt.Errorf("%w: %s command %q: %v", ErrCommandFailed, c.role, c.command, err)
 		}
-		if len(line) > 0 {
-			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-			if len(line) > MaxStreamLineBytes {
-				c.readErr = fmt.Errorf("%w: %s command %q wrote a line longer than %d bytes", ErrCommandFailed, c.role, c.command, MaxStreamLineBytes)
-				break
-			}
-			key, value, _ := bytes.Cut(line, []byte("\t"))
-			if e := emit(key, value); e != nil {
-				c.readErr = fmt.Errorf("streaming %s output: %w", c.role, e)
-				break
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				c.readErr = fmt.Errorf("%w: read %s command %q output: %v", ErrCommandFailed, c.role, c.command, err)
-			}
-			break
-		}
-	}
-	if c.readErr != nil {
 		// Nobody reads its output any more: stop it, or it blocks on a
 		// full pipe and the task's writes to its stdin block with it.
 		killGroup(c.cmd)
 	}
 	c.waitErr = c.cmd.Wait()
+}
+
+// emitError marks an error returned by Emit, which is the worker's, not
+// the command's.
+type emitError struct{ err error }
+
+func (e emitError) Error() string { return e.err.Error() }
+
+// readPairs decodes a streaming command's output: lines ending in "\n" (the
+// last one may lack it) with one trailing "\r" dropped, each split at its
+// first tab into key and value (no tab: an empty value), and emits them.
+// A line over maxLine bytes is an error; so is an Emit error (as emitError).
+func readPairs(r io.Reader, maxLine int, emit mapreduce.Emit) error {
+	br := bufio.NewReaderSize(r, maxLine+2) // line, "\r", "\n"
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return fmt.Errorf("wrote a line longer than %d bytes", maxLine)
+		}
+		if len(line) > 0 {
+			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+			if len(line) > maxLine {
+				return fmt.Errorf("wrote a line longer than %d bytes", maxLine)
+			}
+			key, value, _ := bytes.Cut(line, []byte("\t"))
+			if e := emit(key, value); e != nil {
+				return emitError{e}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read output: %v", err)
+		}
+	}
 }
 
 // writeLine writes key, and "\t" and value when value is not empty, and "\n".
@@ -213,7 +229,7 @@ func (c *child) writeLine(key, value []byte) error {
 	}
 	select {
 	case <-c.done:
-		return c.stopped(nil)
+		return c.stopped()
 	default:
 	}
 	c.in.Write(key)
@@ -222,15 +238,15 @@ func (c *child) writeLine(key, value []byte) error {
 		c.in.Write(value)
 	}
 	if err := c.in.WriteByte('\n'); err != nil {
-		return c.stopped(err)
+		return c.stopped()
 	}
 	return nil
 }
 
-// stopped handles a child that no longer takes input (a write failed with
-// writeErr, or the reader finished): it waits for the child and returns its
-// failure, or nil and drops the remaining input when it exited 0.
-func (c *child) stopped(writeErr error) error {
+// stopped handles a child that no longer takes input (a write failed, or
+// the reader finished): it waits for the child and returns its failure, or
+// nil and drops the remaining input when it exited 0.
+func (c *child) stopped() error {
 	<-c.done
 	if err := c.result(); err != nil {
 		return err
@@ -267,14 +283,17 @@ func (c *child) finish(emit mapreduce.Emit) error {
 
 // result is the child's outcome; call it after done is closed.
 func (c *child) result() error {
-	if c.readErr != nil {
-		return c.readErr
-	}
-	if c.waitErr == nil {
+	if c.readErr == nil && c.waitErr == nil {
 		return nil
 	}
 	if err := c.ctx.Err(); err != nil {
+		// Killed for the cancellation; its pipes may have been closed
+		// under the reader too (exec's WaitDelay, for descendants that
+		// escaped the process group): neither is the command's fault.
 		return fmt.Errorf("streaming %s command %q: %w", c.role, c.command, err)
+	}
+	if c.readErr != nil {
+		return c.readErr
 	}
 	msg := fmt.Sprintf("%s command %q: %v", c.role, c.command, c.waitErr)
 	if tail := c.stderr.lastLines(stderrTailLines); tail != "" {
