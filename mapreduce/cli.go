@@ -235,6 +235,7 @@ func cmdWorker(ctx context.Context, args []string, stdio CommandIO, apps Apps) e
 	fs.StringVar(&opts.Rack, "rack", "", "rack of this machine")
 	fs.StringVar(&opts.Addr, "addr", "", "shuffle listen address HOST:PORT (default: port 0 on the -chunkserver host, else 127.0.0.1)")
 	sortBuf := fs.String("sort-buffer", "64MiB", "memory for a map attempt's output before it spills to disk")
+	fs.DurationVar(&opts.ShuffleTimeout, "shuffle-timeout", time.Minute, "a map output fetch fails when the serving worker is silent this long")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}

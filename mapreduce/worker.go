@@ -58,6 +58,11 @@ type WorkerOptions struct {
 	// SortBufferBytes bounds a map attempt's in-memory output before it
 	// spills (64 MiB).
 	SortBufferBytes int
+	// ShuffleTimeout bounds how long a fetch of map output waits for the
+	// serving worker to answer or to send more bytes (60 s); a worker that
+	// hangs without dying (stopped, swapping) then costs a fetch failure,
+	// and the map runs again elsewhere, instead of stalling the reducer.
+	ShuffleTimeout time.Duration
 	// Logger receives events; nil discards.
 	Logger *slog.Logger
 }
@@ -107,6 +112,9 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 	if opts.SortBufferBytes <= 0 {
 		opts.SortBufferBytes = 64 << 20
 	}
+	if opts.ShuffleTimeout <= 0 {
+		opts.ShuffleTimeout = time.Minute
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -155,7 +163,17 @@ func (w *Worker) listen() error {
 	w.lis = lis
 	w.shuffle = lis.Addr().String()
 	handler := shuffle.NewHandler(w.locate, w.log)
-	transport := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute}
+	timeout := w.opts.ShuffleTimeout
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute, ResponseHeaderTimeout: timeout,
+		TLSHandshakeTimeout: timeout,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &stallConn{Conn: c, timeout: timeout}, nil
+		}}
 	if srvTLS != nil {
 		w.scheme = "https"
 		handler = requireRole(handler, tlsconfig.RoleWorker)
@@ -172,6 +190,17 @@ func (w *Worker) listen() error {
 	}
 	w.coord = mrpb.NewCoordinatorClient(w.cc)
 	return nil
+}
+
+// stallConn fails a read that waits longer than timeout for a byte.
+type stallConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *stallConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(p)
 }
 
 // requireRole lets only peers with a role's certificate through (reducers

@@ -56,10 +56,22 @@ func (w *Worker) runMap(ctx context.Context, id tasktable.AttemptID, a *mrpb.Ass
 			out.Abort()
 		}
 	}()
-	mapper, err := job.NewMapper(ctx)
+	// A mapper with a child process (streaming) must always be finished,
+	// also when the attempt fails: cancel its context first, then Finish
+	// reaps the child.
+	mctx, mcancel := context.WithCancel(ctx)
+	defer mcancel()
+	mapper, err := job.NewMapper(mctx)
 	if err != nil {
 		return cnt, err
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			mcancel()
+			_ = mapper.Finish(mctx, func(k, v []byte) error { return context.Canceled })
+		}
+	}()
 	f, err := w.opts.FS.Open(ctx, a.GetPath())
 	if err != nil {
 		return cnt, fmt.Errorf("input %s: %w", a.GetPath(), err)
@@ -70,7 +82,7 @@ func (w *Worker) runMap(ctx context.Context, id tasktable.AttemptID, a *mrpb.Ass
 	rec := Record{Path: a.GetPath()}
 	fn := func(off int64, data []byte) error {
 		rec.Offset, rec.Data = off, data
-		if err := mapper.Map(ctx, rec, emit); err != nil {
+		if err := mapper.Map(mctx, rec, emit); err != nil {
 			return fmt.Errorf("map of %s at offset %d: %w", a.GetPath(), off, err)
 		}
 		return nil
@@ -82,7 +94,8 @@ func (w *Worker) runMap(ctx context.Context, id tasktable.AttemptID, a *mrpb.Ass
 		st, err = input.Text(ctx, src, split, fn)
 	}
 	if err == nil {
-		err = mapper.Finish(ctx, emit)
+		finished = true
+		err = mapper.Finish(mctx, emit)
 	}
 	if err != nil {
 		return cnt, err
@@ -140,10 +153,19 @@ func (w *Worker) runReduce(ctx context.Context, wid string, id tasktable.Attempt
 		return cnt, err
 	}
 	cnt.ShuffleBytes = shuffled
-	reducer, err := job.NewReducer(ctx)
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	reducer, err := job.NewReducer(rctx)
 	if err != nil {
 		return cnt, err
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			rcancel()
+			_ = reducer.Finish(rctx, func(k, v []byte) error { return context.Canceled })
+		}
+	}()
 	temp := a.GetTemp()
 	out, err := createOutput(ctx, w.opts.FS, temp)
 	if err != nil {
@@ -157,13 +179,14 @@ func (w *Worker) runReduce(ctx context.Context, wid string, id tasktable.Attempt
 	var groups int64
 	records, err := shuffle.Merge(ctx, runs, shuffle.MergeOptions{TmpDir: filepath.Join(dir, "merge")}, func(key []byte, values shuffle.Values) error {
 		groups++
-		if err := reducer.Reduce(ctx, key, values, emit); err != nil {
+		if err := reducer.Reduce(rctx, key, values, emit); err != nil {
 			return fmt.Errorf("reduce of key %.64q: %w", key, err)
 		}
 		return nil
 	})
 	if err == nil {
-		err = reducer.Finish(ctx, emit)
+		finished = true
+		err = reducer.Finish(rctx, emit)
 	}
 	if err == nil {
 		err = out.close()

@@ -197,6 +197,9 @@ func (t *Table) Heartbeat(now time.Time, id WorkerID, running []AttemptID) (Deci
 			t.dropAttempt(a, &d)
 		}
 	}
+	if len(w.running) >= w.info.Slots {
+		t.preemptReduce(w, &d)
+	}
 	for len(w.running) < w.info.Slots {
 		a, ok := t.pick(now, w)
 		if !ok {
@@ -205,6 +208,29 @@ func (t *Table) Heartbeat(now time.Time, id WorkerID, running []AttemptID) (Deci
 		d.Run = append(d.Run, a)
 	}
 	return d, nil
+}
+
+// preemptReduce frees a slot of w for a map task that must run again (its
+// output was lost) when w's slots are all taken by reduce attempts of the
+// same job, which wait for that very output and would otherwise hold the
+// slots forever (Hadoop preempts reducers the same way). A free slot on
+// another worker does not count: that worker may be the stalled one whose
+// output was lost. The reduce attempt is killed without counting a failure
+// and runs again once the map output exists; what it fetched is lost.
+func (t *Table) preemptReduce(w *worker, d *Decisions) {
+	for _, id := range t.order {
+		j := t.jobs[id]
+		if j.state != Running || j.mapsDone == len(j.maps) || !slices.ContainsFunc(j.maps, func(tk *task) bool { return tk.state == idle }) {
+			continue
+		}
+		for _, a := range sortedAttempts(w.running) {
+			if a.id.Task.Job == id && a.id.Task.Kind == Reduce {
+				t.dropAttempt(a, d)
+				d.Kill = append(d.Kill, Kill{Attempt: a.id, Worker: w.id})
+				return
+			}
+		}
+	}
 }
 
 // Tick declares dead every worker not heard from for WorkerTimeout: its

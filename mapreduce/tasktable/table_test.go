@@ -141,14 +141,23 @@ func TestDeadWorkerLosesCompletedMaps(t *testing.T) {
 	if outs, _ := tab.MapOutputs("j"); len(outs) != 0 {
 		t.Fatalf("map output of a dead worker still listed: %+v", outs)
 	}
+	// Every slot of every worker is taken by the reduce that waits for the
+	// lost map: the reduce is preempted (killed, not failed) so the map can
+	// run again, instead of both waiting forever.
 	d = mustHB(t, tab, t0.Add(13*time.Second), w2, red)
-	if len(d.Run) != 0 {
-		t.Fatalf("w2 has one slot, busy with the reduce: %+v", d.Run)
+	if len(d.Kill) != 1 || d.Kill[0].Attempt != red || len(d.Run) != 1 || d.Run[0].Attempt.Task.Kind != Map {
+		t.Fatalf("want the reduce preempted for the lost map on w2: %+v", d)
 	}
-	w3 := tab.Register(t0.Add(13*time.Second), WorkerInfo{Slots: 1})
-	d = mustHB(t, tab, t0.Add(13*time.Second), w3)
-	if len(d.Run) != 1 || d.Run[0].Attempt.Task.Kind != Map {
-		t.Fatalf("the lost map did not run again: %+v", d.Run)
+	if _, err := tab.MapDone(t0.Add(14*time.Second), d.Run[0].Attempt, w2, Counters{}); err != nil {
+		t.Fatal(err)
+	}
+	w3 := tab.Register(t0.Add(14*time.Second), WorkerInfo{Slots: 1})
+	d = mustHB(t, tab, t0.Add(14*time.Second), w3)
+	if len(d.Run) != 1 || d.Run[0].Attempt.Task.Kind != Reduce {
+		t.Fatalf("the preempted reduce did not run again: %+v", d.Run)
+	}
+	if st, _ := tab.Status("j"); st.Counters.FailedAttempts != 0 {
+		t.Fatalf("preemption counted as a failure: %+v", st.Counters)
 	}
 	if _, err := tab.Heartbeat(t0.Add(13*time.Second), w1, nil); !errors.Is(err, ErrUnknownWorker) {
 		t.Fatalf("heartbeat of a dead worker: %v, want ErrUnknownWorker", err)
