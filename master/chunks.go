@@ -661,6 +661,21 @@ func (m *Master) grant(ctx context.Context, h uint64, id serverID, members []ser
 	return nil
 }
 
+// LocateChunk tells a chunkserver where one chunk lives, by handle: its
+// version, live replicas and primary as a read lookup lists them, with no
+// capability (the replica check compares block checksums over the control
+// channel, not data). A chunk of a deleted file is unknown.
+func (m *Master) LocateChunk(ctx context.Context, req *controlpb.LocateChunkRequest) (*controlpb.LocateChunkResponse, error) {
+	h := req.GetHandle()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := m.st.chunks[h]
+	if c == nil || c.flags&chunkTrashed != 0 {
+		return nil, errCode(codeUnknownCh, "locate chunk %x: unknown chunk", h)
+	}
+	return &controlpb.LocateChunkResponse{Location: m.locationLocked(0, h, c, m.clock.Now())}, nil
+}
+
 // ReportBadReplica drops a replica that failed verification; the master
 // re-replicates from a good copy and deletes the bad one. The last replica
 // is kept (a partly bad copy beats none).
@@ -677,6 +692,10 @@ func (m *Master) ReportBadReplica(ctx context.Context, req *controlpb.ReportBadR
 		return nil, errCode(codeUnknownSrv, "report bad replica: unknown chunkserver %q", addr)
 	}
 	if !c.hasReplica(id) {
+		return &controlpb.ReportBadReplicaResponse{}, nil
+	}
+	if v := req.GetVersion(); v != 0 && v != c.version {
+		m.log.Info("bad replica reported at another version; ignored", "chunk", h, "server", addr, "reported_version", v, "version", c.version, "reason", req.GetReason())
 		return &controlpb.ReportBadReplicaResponse{}, nil
 	}
 	if m.servers[id].alive && m.liveReplicasLocked(c) == 1 {

@@ -172,6 +172,7 @@ func New(opts Options) (*Master, error) {
 var chunkserverMethods = []string{
 	controlpb.Master_Register_FullMethodName,
 	controlpb.Master_Heartbeat_FullMethodName,
+	controlpb.Master_LocateChunk_FullMethodName,
 }
 
 // serverOptions loads the TLS configuration (opts.TLS) and returns the gRPC

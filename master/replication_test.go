@@ -195,6 +195,63 @@ func TestReportBadReplica(t *testing.T) {
 	}
 }
 
+// TestBadReplicaReportAtOtherVersionIgnored: a divergence found at a
+// version the chunk has since left says nothing about the replica now;
+// the same report at the current version drops it.
+func TestBadReplicaReportAtOtherVersionIgnored(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, true, true) // a lease: the version moved past the creation's
+	bad := loc.Replicas[1]
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: bad, Version: loc.Version - 1}); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.mustLookup("/f", 0, false, false); !slices.Contains(l.Replicas, bad) {
+		t.Fatalf("a report about version %d dropped the replica at version %d: %v", loc.Version-1, loc.Version, l.Replicas)
+	}
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: bad, Version: loc.Version}); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.mustLookup("/f", 0, false, false); slices.Contains(l.Replicas, bad) {
+		t.Fatalf("a report at the current version kept the replica: %v", l.Replicas)
+	}
+}
+
+// TestLocateChunkByHandle: a chunkserver's replica check finds a chunk's
+// version, live replicas and primary by handle, as a lookup lists them;
+// unknown and deleted chunks are refused.
+func TestLocateChunkByHandle(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 3)
+	want := e.mustLookup("/f", 0, true, true)
+	got, err := e.mc.LocateChunk(e.ctx(), &controlpb.LocateChunkRequest{Handle: want.Handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := got.GetLocation()
+	if l.GetHandle() != want.Handle || l.GetVersion() != want.Version || !slices.Equal(l.GetReplicas(), want.Replicas) ||
+		l.GetPrimary() != want.Primary || want.Primary == "" || len(l.GetCapability()) != 0 {
+		t.Fatalf("LocateChunk = %v, want the lookup's %v without capability", l, want)
+	}
+	if _, err := e.mc.LocateChunk(e.ctx(), &controlpb.LocateChunkRequest{Handle: 987654}); !isCode(err, controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK) {
+		t.Fatalf("unknown chunk: %v", err)
+	}
+	if _, err := e.mc.Delete(e.ctx(), &controlpb.DeleteRequest{Path: "/f"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.mc.LocateChunk(e.ctx(), &controlpb.LocateChunkRequest{Handle: want.Handle}); !isCode(err, controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK) {
+		t.Fatalf("chunk of a deleted file: %v", err)
+	}
+}
+
 // TestAdoptHigherVersion: a replica reporting a newer version than the
 // master knows (master died mid-grant, or a SetVersion nobody confirmed)
 // makes the master adopt and persist it. The reporter, the only copy at

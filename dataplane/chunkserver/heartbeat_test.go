@@ -25,6 +25,11 @@ type fakeMaster struct {
 	registers  map[string]int                                                 // registrations per server
 	heartbeats map[string][]*controlpb.HeartbeatRequest                       // guarded by mu
 	reply      func(*controlpb.HeartbeatRequest) *controlpb.HeartbeatResponse // called under mu
+	// locate answers LocateChunk (called under mu; nil: UNKNOWN_CHUNK);
+	// located counts the calls per handle, bad collects ReportBadReplica.
+	locate  func(h uint64) *controlpb.ChunkLocation
+	located map[uint64]int
+	bad     []*controlpb.ReportBadReplicaRequest
 }
 
 func (m *fakeMaster) Register(ctx context.Context, req *controlpb.RegisterRequest) (*controlpb.RegisterResponse, error) {
@@ -55,7 +60,7 @@ func startFakeMaster(t *testing.T) (*fakeMaster, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &fakeMaster{registers: map[string]int{}, heartbeats: map[string][]*controlpb.HeartbeatRequest{}}
+	m := &fakeMaster{registers: map[string]int{}, heartbeats: map[string][]*controlpb.HeartbeatRequest{}, located: map[uint64]int{}}
 	gs := grpc.NewServer()
 	controlpb.RegisterMasterServer(gs, m)
 	done := make(chan struct{})

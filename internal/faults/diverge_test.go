@@ -217,3 +217,58 @@ func TestDivergentReplicaFoundByFsckAndRepaired(t *testing.T) {
 	t.Logf("repaired: fsck -verify healthy %v after the report (%v after the divergence was planted); replicas %v at v%d all equal to the written bytes",
 		took.Round(time.Millisecond), healthy.Round(time.Millisecond), cur.Replicas, cur.Version)
 }
+
+// Scenario 19 (issue 15, defect 4): the same divergence as scenario 18,
+// with the chunkservers' replica check on (-replica-check 100ms) and no
+// fsck: the lowest-address replica compares the replicas' block checksums,
+// reports the divergent one (seen twice, a check apart), and the master
+// replaces it from a good copy; fsck -verify then finds nothing.
+func TestDivergentReplicaFoundByReplicaCheck(t *testing.T) {
+	skipShort(t)
+	const every = 100 * time.Millisecond
+	c := startCluster(t, clusterOptions{chunkservers: 3, replication: 3, csArgs: []string{"-replica-check", every.String()}})
+	ctx := context.Background()
+	cl := c.dial(t)
+	const path = "/diverge/check"
+	data := pattern(191, 5*64<<10+321)
+	if err := writeFile(ctx, cl, path, data); err != nil {
+		t.Fatal(err)
+	}
+	loc := settledChunk(t, cl, path, 3, 30*time.Second)
+	// The highest-address replica diverges (the lowest one compares).
+	victim := slices.Max(loc.Replicas)
+	vi := c.csIndex(victim)
+	divergeReplica(t, c, vi, loc.Handle, 3*64<<10+5, pattern(192, 1000))
+	diverged := time.Now()
+	waitRegistered(t, c, vi, 30*time.Second)
+	// Every listed replica holds what was written, the repaired one too.
+	var cur client.ChunkLocation
+	took, ok := eventually(60*time.Second, func() bool {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		locs, err := cl.Chunks(lctx, path)
+		if err != nil || len(locs) != 1 || len(locs[0].Replicas) != 3 {
+			return false
+		}
+		cur = locs[0]
+		for _, r := range cur.Replicas {
+			if b, err := replicaBytes(lctx, cur, r); err != nil || !bytes.Equal(b, data) {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatalf("divergent replica %s not replaced within %v of its restart: %+v", victim, took, cur)
+	}
+	lowest := slices.Min(loc.Replicas)
+	if !grepLog(c.cs[c.csIndex(lowest)], "replica check: divergent replica reported to the master") || !grepLog(c.master, "replica check by "+lowest) {
+		t.Fatalf("repaired, but the lowest-address replica %s did not log the report (or the master its reason)", lowest)
+	}
+	if code, rep := runFsck(t, c.masterAddr, "-verify"); code != 0 || !rep.Healthy {
+		t.Fatalf("fsck -verify after the repair: exit %d, %+v", code, rep)
+	}
+	checkFile(t, cl, path, data)
+	t.Logf("replica check: %s replaced %v after the divergence was planted (%v after its restart was seen), check every %v; replicas %v",
+		victim, time.Since(diverged).Round(time.Millisecond), took.Round(time.Millisecond), every, cur.Replicas)
+}
