@@ -645,6 +645,60 @@ func TestBadReplicaNotReaddedByReport(t *testing.T) {
 	}
 }
 
+// TestKeptBadReplicaListedCorrupt (issue 15, defect 4): a replica reported
+// bad while it is the chunk's last live copy is kept, but every lookup
+// marks it corrupt, so fsck does not count it a good copy and readers try
+// it last; once another member is live again it is dropped for real (and
+// told to delete) and the mark goes with it.
+func TestKeptBadReplicaListedCorrupt(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	e.addCS("")
+	e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	if len(loc.Replicas) != 2 || len(loc.Corrupt) != 0 {
+		t.Fatalf("new chunk: %v", loc)
+	}
+	bad, other := e.css[loc.Replicas[0]], e.css[loc.Replicas[1]]
+	other.close()
+	e.clock.Advance(11 * time.Second)
+	bad.hb()
+	e.m.maintain() // other dead: bad is the last live copy
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: bad.addr, Reason: "divergent"}); err != nil {
+		t.Fatal(err)
+	}
+	l := e.mustLookup("/f", 0, false, false)
+	if !slices.Equal(l.Replicas, []string{bad.addr}) || !slices.Equal(l.Corrupt, []string{bad.addr}) {
+		t.Fatalf("last replica reported bad: replicas %v corrupt %v, want it kept and marked", l.Replicas, l.Corrupt)
+	}
+	// A spare is no reason to copy it: the copy would pass off bad data
+	// as a good copy.
+	spare := e.addCS("")
+	e.m.maintain()
+	bad.hb()
+	if resp := spare.hb(); len(resp.GetCopy()) != 0 {
+		t.Fatalf("copy made from the kept bad replica: %v", resp.GetCopy())
+	}
+	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Corrupt, []string{bad.addr}) || bad.wasDeleted(loc.Handle) {
+		t.Fatalf("kept bad replica unmarked or deleted while still the last copy: %v", l)
+	}
+	other.restart() // a member comes back: a good copy is live again
+	e.m.maintain()
+	l = e.mustLookup("/f", 0, false, false)
+	if !slices.Equal(l.Replicas, []string{other.addr}) || len(l.Corrupt) != 0 {
+		t.Fatalf("member back: replicas %v corrupt %v, want only %s unmarked", l.Replicas, l.Corrupt, other.addr)
+	}
+	// Its copy goes: deleted, or replaced by a copy of the good one.
+	resp := bad.hb()
+	copied := slices.ContainsFunc(resp.GetCopy(), func(cp *controlpb.CopyCommand) bool {
+		return cp.GetHandle() == loc.Handle && cp.GetSource() == other.addr
+	})
+	if !bad.wasDeleted(loc.Handle) && !copied {
+		t.Fatalf("bad replica neither told to delete nor replaced once another copy was live: %v", resp)
+	}
+}
+
 // TestRestartedPrimaryNotRegranted (docs/faults.md B2): a primary that
 // restarted within its lease is neither extended nor granted the lease again
 // at the same version; the next lease bumps the version.

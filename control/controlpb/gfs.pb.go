@@ -265,7 +265,12 @@ type ChunkLocation struct {
 	// append for for_write lookups. Sent in the data-channel frame's
 	// capability field; chunkservers that enforce capabilities refuse
 	// requests without a valid one.
-	Capability    []byte `protobuf:"bytes,8,opt,name=capability,proto3" json:"capability,omitempty"`
+	Capability []byte `protobuf:"bytes,8,opt,name=capability,proto3" json:"capability,omitempty"`
+	// corrupt lists replicas (among `replicas`) reported bad and kept only
+	// because each is the chunk's last live copy: its intact bytes still
+	// read, but it is no good copy. Readers try them last; fsck counts them
+	// corrupt. The master drops them once another live copy exists.
+	Corrupt       []string `protobuf:"bytes,9,rep,name=corrupt,proto3" json:"corrupt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -352,6 +357,13 @@ func (x *ChunkLocation) GetLength() int64 {
 func (x *ChunkLocation) GetCapability() []byte {
 	if x != nil {
 		return x.Capability
+	}
+	return nil
+}
+
+func (x *ChunkLocation) GetCorrupt() []string {
+	if x != nil {
+		return x.Corrupt
 	}
 	return nil
 }
@@ -2477,7 +2489,7 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06length\x18\x04 \x01(\x03R\x06length\x12\x16\n" +
 	"\x06chunks\x18\x05 \x01(\x03R\x06chunks\x12 \n" +
 	"\vreplication\x18\x06 \x01(\rR\vreplication\x12\"\n" +
-	"\rmtime_unix_ms\x18\a \x01(\x03R\vmtimeUnixMs\"\xf6\x01\n" +
+	"\rmtime_unix_ms\x18\a \x01(\x03R\vmtimeUnixMs\"\x90\x02\n" +
 	"\rChunkLocation\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x18\n" +
@@ -2488,7 +2500,8 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06length\x18\a \x01(\x03R\x06length\x12\x1e\n" +
 	"\n" +
 	"capability\x18\b \x01(\fR\n" +
-	"capability\"~\n" +
+	"capability\x12\x18\n" +
+	"\acorrupt\x18\t \x03(\tR\acorrupt\"~\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12 \n" +
 	"\vreplication\x18\x02 \x01(\rR\vreplication\x12\x18\n" +
