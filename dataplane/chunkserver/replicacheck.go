@@ -171,7 +171,10 @@ func (rc *replicaChecker) compare(ctx context.Context, h store.Handle) (uint64, 
 			rc.s.log.Debug("replica check: peer checksums", "chunk", uint64(h), "version", v, "peer", addr, "err", err)
 			continue
 		}
-		if r.GetCorrupt() || r.GetVersion() != v {
+		if r.GetCorrupt() || r.GetVersion() != v || r.GetLength() < 0 ||
+			int64(len(r.GetSums())) != (r.GetLength()+divergence.BlockSize-1)/divergence.BlockSize {
+			// Known bad, moved on, or an answer that does not add up
+			// (one sum per block): nothing to compare.
 			continue
 		}
 		rs = append(rs, divergence.Replica{Addr: addr, Length: r.GetLength(), Blocks: r.GetSums()})

@@ -41,3 +41,43 @@ func TestFind(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFind: replicas as other chunkservers describe them are untrusted
+// (any lengths, any number of sums): Find never panics, reports only
+// listed replicas, each once, and never all of them.
+func FuzzFind(f *testing.F) {
+	f.Add([]byte{3, 1, 2, 3, 1, 2, 3, 9, 9, 9}, uint8(0), true)
+	f.Add([]byte{2, 0, 5, 5}, uint8(1), false)
+	f.Add([]byte{}, uint8(0), true)
+	f.Fuzz(func(t *testing.T, b []byte, primary uint8, settled bool) {
+		if len(b) == 0 {
+			return
+		}
+		n := int(b[0]%5) + 1
+		b = b[1:]
+		rs := make([]Replica, n)
+		for i := range rs {
+			rs[i].Addr = string(rune('a' + i))
+			if len(b) > 0 {
+				rs[i].Length = int64(b[0]) * BlockSize / 3
+				k := int(b[0] % 7)
+				b = b[1:]
+				for j := 0; j < k && len(b) > 0; j++ {
+					rs[i].Blocks = append(rs[i].Blocks, uint64(b[0]%3))
+					b = b[1:]
+				}
+			}
+		}
+		out := Find(rs, string(rune('a'+int(primary)%n)), settled)
+		if len(out) >= n && n > 0 {
+			t.Fatalf("every replica divergent: %v of %v", out, rs)
+		}
+		seen := map[string]bool{}
+		for _, d := range out {
+			if seen[d.Addr] || d.Addr == "" || d.Addr[0] < 'a' || int(d.Addr[0]-'a') >= n {
+				t.Fatalf("bad report %v of %v", out, rs)
+			}
+			seen[d.Addr] = true
+		}
+	})
+}
