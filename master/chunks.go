@@ -561,6 +561,7 @@ func (m *Master) replaceLost(ctx context.Context, h uint64, members, tried []ser
 			m.log.Error("replacement copy: capability", "chunk", h, "err", err)
 			return members
 		}
+		job.sent = true // CopyChunk is called right away
 		dstAddr, srcAddr := m.servers[dst].addr, m.servers[src].addr
 		m.mu.Unlock()
 

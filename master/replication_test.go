@@ -699,6 +699,41 @@ func TestKeptBadReplicaListedCorrupt(t *testing.T) {
 	}
 }
 
+// TestRemovalBeforeCopyCommandKeepsCopy: a target's report that it
+// removed the chunk, sent before the copy command reached it (it deleted
+// an old copy of its own), says nothing about the copy: the copy still
+// joins when it completes. (The replica check and fsck repair a
+// divergent replica by copying onto its own server: the copy was refused
+// and scheduled again, round after round, 21 times in one run of faults
+// scenario 19.)
+func TestRemovalBeforeCopyCommandKeepsCopy(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	a, b := e.addCS(""), e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	if len(loc.Replicas) != 2 {
+		t.Fatalf("placed on %v", loc.Replicas)
+	}
+	c := e.addCS("")
+	b.close()
+	e.clock.Advance(11 * time.Second)
+	a.hb()
+	c.hb()
+	e.m.maintain() // b dead: a copy from a to c is scheduled
+	c.mu.Lock()
+	c.removed[loc.Handle] = true // an old copy of its own, deleted before
+	c.mu.Unlock()
+	if resp := c.hb(); len(resp.GetCopy()) != 1 || resp.GetCopy()[0].GetHandle() != loc.Handle {
+		t.Fatalf("copy command not delivered: %v", resp)
+	}
+	c.hb() // reports the completed copy
+	l := e.mustLookup("/f", 0, false, false)
+	if !slices.Contains(l.Replicas, c.addr) || c.wasDeleted(loc.Handle) {
+		t.Fatalf("copy refused after an earlier removal report: replicas %v, deleted %v", l.Replicas, c.wasDeleted(loc.Handle))
+	}
+}
+
 // TestRestartedPrimaryNotRegranted (docs/faults.md B2): a primary that
 // restarted within its lease is neither extended nor granted the lease again
 // at the same version; the next lease bumps the version.
