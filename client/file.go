@@ -126,7 +126,7 @@ func (c *Client) readChunk(ctx context.Context, path string, idx, within int64, 
 		// 0 bytes cut a file short).
 		var short []byte
 		shortEnd := false
-		for _, addr := range c.orderReplicas(loc.Replicas, spread) {
+		for _, addr := range c.readOrder(loc, spread) {
 			n, err := c.data.Read(dataContext(ctx, loc), addr, loc.Handle, loc.Version, within, p)
 			if err == nil || isChunkEnd(err) {
 				if err == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"time"
 
@@ -20,6 +21,9 @@ type ChunkLocation struct {
 	Replicas []string `json:"replicas"` // up-to-date replicas, HOST:PORT
 	Primary  string   `json:"primary"`  // empty when no lease is held
 	Length   int64    `json:"length"`   // master's best known length
+	// Corrupt lists replicas (among Replicas) the master knows bad and
+	// keeps only as the chunk's last live copy: reads try them last.
+	Corrupt []string `json:"corrupt,omitempty"`
 	// LeaseExpiry is the master's view of the primary's lease end (zero
 	// without a lease).
 	LeaseExpiry time.Time `json:"-"`
@@ -58,6 +62,7 @@ func locationFrom(pb *controlpb.ChunkLocation) ChunkLocation {
 		Replicas: append([]string(nil), pb.GetReplicas()...),
 		Primary:  pb.GetPrimary(),
 		Length:   pb.GetLength(),
+		Corrupt:  append([]string(nil), pb.GetCorrupt()...),
 	}
 	if tok := pb.GetCapability(); len(tok) > 0 {
 		l.Capability = append([]byte(nil), tok...)
@@ -231,6 +236,19 @@ func (c *Client) orderReplicas(replicas []string, handle uint64) []string {
 		out[i] = replicas[(i+int(handle%uint64(max(n, 1))))%n]
 	}
 	sort.SliceStable(out, func(i, j int) bool { return c.distance(out[i]) < c.distance(out[j]) })
+	return out
+}
+
+// readOrder is the order reads try loc's replicas in: orderReplicas, with
+// the replicas the master marks corrupt (kept as the last live copy) moved
+// last, so they are read only when no other replica answers.
+func (c *Client) readOrder(loc ChunkLocation, spread uint64) []string {
+	out := c.orderReplicas(loc.Replicas, spread)
+	if len(loc.Corrupt) > 0 {
+		sort.SliceStable(out, func(i, j int) bool {
+			return !slices.Contains(loc.Corrupt, out[i]) && slices.Contains(loc.Corrupt, out[j])
+		})
+	}
 	return out
 }
 

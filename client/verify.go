@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/gfs-go/gfs/control/controlpb"
 	"github.com/gfs-go/gfs/dataplane/dataclient"
+	"github.com/gfs-go/gfs/dataplane/divergence"
 )
 
 // verifyBlock is the unit ReplicaContent digests: the store's checksum
 // block, so a divergence is located to the block the store would name.
-const verifyBlock = 64 << 10
+const verifyBlock = divergence.BlockSize
 
 // ReplicaContent is what one replica of a chunk holds, as read in full
 // and verified against its own checksums by ReadReplica.
@@ -74,87 +75,34 @@ func (c *Client) ReadReplica(ctx context.Context, loc ChunkLocation, addr string
 }
 
 // Divergence is a replica whose bytes differ from the chunk's good copy at
-// the same version.
-type Divergence struct {
-	Addr string
-	// Block is the first 64 KiB block that differs (-1: only the length).
-	Block  int
-	Length int64
-}
+// the same version (Block: the first 64 KiB block that differs, -1 when
+// only the length does).
+type Divergence = divergence.Divergence
 
 // DivergentReplicas compares the contents of one chunk's replicas (all at
-// the same version, each verified against its own checksums) and returns
-// the ones that differ from the good copy. Replicas of a chunk at one
-// version must agree on every acknowledged byte (DESIGN: Security), so
-// any difference is a divergence. The good copy is the content most
-// replicas share; a tie goes to the group holding primary (the lease
-// holder's lineage: it ordered every mutation), else to the group of the
-// replica listed first by the master. Blocks are compared over the
-// shortest replica's length; a replica longer or shorter than the good copy
-// with equal blocks before that is reported with Block -1 only when no
-// mutation may be in flight (settled).
+// the same version, each verified against its own checksums, in the
+// master's order) and returns the ones that differ from the good copy:
+// the content most replicas share, a tie going to the group holding
+// primary (the lease holder's lineage), else to the replica listed first
+// (package dataplane/divergence, which the chunkservers' replica check
+// uses too). Lengths and partial tails are compared only when settled (no
+// mutation may be in flight).
 func DivergentReplicas(rcs []ReplicaContent, primary string, settled bool) []Divergence {
-	if len(rcs) < 2 {
-		return nil
-	}
-	minLen := rcs[0].Length
-	for _, rc := range rcs {
-		minLen = min(minLen, rc.Length)
-	}
-	full := int(minLen / verifyBlock) // blocks every replica holds whole
-	key := func(rc ReplicaContent) string {
-		k := fmt.Sprint(rc.Blocks[:min(full, len(rc.Blocks))])
-		if settled {
-			k += fmt.Sprint(rc.Length, rc.Blocks[min(full, len(rc.Blocks)):])
-		}
-		return k
-	}
-	groups := map[string][]int{}
-	var order []string
+	rs := make([]divergence.Replica, len(rcs))
 	for i, rc := range rcs {
-		k := key(rc)
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], i)
+		rs[i] = divergence.Replica(rc)
 	}
-	if len(groups) == 1 {
-		return nil
-	}
-	best := order[0]
-	for _, k := range order[1:] {
-		g, b := groups[k], groups[best]
-		hasPrimary := func(idx []int) bool {
-			return slices.ContainsFunc(idx, func(i int) bool { return rcs[i].Addr == primary })
-		}
-		if len(g) > len(b) || (len(g) == len(b) && hasPrimary(g) && !hasPrimary(b)) {
-			best = k
-		}
-	}
-	good := rcs[groups[best][0]]
-	var out []Divergence
-	for _, k := range order {
-		if k == best {
-			continue
-		}
-		for _, i := range groups[k] {
-			rc := rcs[i]
-			dv := Divergence{Addr: rc.Addr, Block: -1, Length: rc.Length}
-			for b := 0; b < min(len(rc.Blocks), len(good.Blocks)); b++ {
-				if rc.Blocks[b] != good.Blocks[b] {
-					dv.Block = b
-					break
-				}
-			}
-			out = append(out, dv)
-		}
-	}
-	return out
+	return divergence.Find(rs, primary, settled)
 }
 
 // ReportDivergentReplica tells the master that the replica dv of loc's
 // chunk differs from its good copy: the master drops it and copies the
 // chunk anew from a good replica (it never drops the last one).
 func (c *Client) ReportDivergentReplica(ctx context.Context, loc ChunkLocation, dv Divergence) {
-	c.reportBadReplica(ctx, loc.Handle, dv.Addr, fmt.Errorf("replica diverges from the chunk's good copy at version %d (block %d, length %d)", loc.Version, dv.Block, dv.Length))
+	reason := fmt.Sprintf("replica diverges from the chunk's good copy at version %d (block %d, length %d)", loc.Version, dv.Block, dv.Length)
+	// About loc.Version only: ignored if the chunk moved on since it was read.
+	_, err := c.master.ReportBadReplica(ctx, &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: dv.Addr, Reason: reason, Version: loc.Version})
+	if err != nil {
+		c.log.Warn("report divergent replica failed", "handle", loc.Handle, "replica", dv.Addr, "err", err)
+	}
 }

@@ -123,6 +123,9 @@ func (m *Master) locationLocked(idx int64, h uint64, c *chunk, now time.Time) *c
 	for _, r := range c.replicas {
 		if s := m.servers[r]; s.alive {
 			loc.Replicas = append(loc.Replicas, s.addr)
+			if slices.Contains(m.keptBad[h], r) {
+				loc.Corrupt = append(loc.Corrupt, s.addr)
+			}
 		}
 	}
 	if l := m.leases[h]; l != nil && l.confirmed && !l.noRegrant && l.version == c.version && l.expiry.After(now) && m.usablePrimaryLocked(c, l.primary) {
@@ -538,7 +541,9 @@ func (m *Master) replaceLost(ctx context.Context, h uint64, members, tried []ser
 		}
 		src := serverID(-1)
 		for _, r := range members {
-			if s := m.servers[r]; s.alive && (src < 0 || s.copiesOut < m.servers[src].copiesOut) {
+			// Never from a copy known bad (kept as the last one): that
+			// would pass it off as good.
+			if s := m.servers[r]; s.alive && !slices.Contains(m.keptBad[h], r) && (src < 0 || s.copiesOut < m.servers[src].copiesOut) {
 				src = r
 			}
 		}
@@ -556,6 +561,7 @@ func (m *Master) replaceLost(ctx context.Context, h uint64, members, tried []ser
 			m.log.Error("replacement copy: capability", "chunk", h, "err", err)
 			return members
 		}
+		job.sent = true // CopyChunk is called right away
 		dstAddr, srcAddr := m.servers[dst].addr, m.servers[src].addr
 		m.mu.Unlock()
 
@@ -661,9 +667,26 @@ func (m *Master) grant(ctx context.Context, h uint64, id serverID, members []ser
 	return nil
 }
 
+// LocateChunk tells a chunkserver where one chunk lives, by handle: its
+// version, live replicas and primary as a read lookup lists them, with no
+// capability (the replica check compares block checksums over the control
+// channel, not data). A chunk of a deleted file is unknown.
+func (m *Master) LocateChunk(ctx context.Context, req *controlpb.LocateChunkRequest) (*controlpb.LocateChunkResponse, error) {
+	h := req.GetHandle()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := m.st.chunks[h]
+	if c == nil || c.flags&chunkTrashed != 0 {
+		return nil, errCode(codeUnknownCh, "locate chunk %x: unknown chunk", h)
+	}
+	return &controlpb.LocateChunkResponse{Location: m.locationLocked(0, h, c, m.clock.Now())}, nil
+}
+
 // ReportBadReplica drops a replica that failed verification; the master
-// re-replicates from a good copy and deletes the bad one. The last replica
-// is kept (a partly bad copy beats none).
+// re-replicates from a good copy and deletes the bad one. The last live
+// replica is kept (a partly bad copy beats none) but listed as corrupt
+// until another copy is live (settleKeptBadLocked), so fsck does not count
+// it a good copy and readers try it last.
 func (m *Master) ReportBadReplica(ctx context.Context, req *controlpb.ReportBadReplicaRequest) (*controlpb.ReportBadReplicaResponse, error) {
 	h, addr := req.GetHandle(), req.GetReplica()
 	m.mu.Lock()
@@ -679,11 +702,52 @@ func (m *Master) ReportBadReplica(ctx context.Context, req *controlpb.ReportBadR
 	if !c.hasReplica(id) {
 		return &controlpb.ReportBadReplicaResponse{}, nil
 	}
+	if v := req.GetVersion(); v != 0 && v != c.version {
+		m.log.Info("bad replica reported at another version; ignored", "chunk", h, "server", addr, "reported_version", v, "version", c.version, "reason", req.GetReason())
+		return &controlpb.ReportBadReplicaResponse{}, nil
+	}
 	if m.servers[id].alive && m.liveReplicasLocked(c) == 1 {
-		m.log.Warn("bad replica reported, but it is the last one; kept", "chunk", h, "server", addr, "reason", req.GetReason())
+		m.log.Warn("bad replica reported, but it is the last one; kept, listed as corrupt", "chunk", h, "server", addr, "reason", req.GetReason())
+		if !slices.Contains(m.keptBad[h], id) {
+			m.keptBad[h] = append(m.keptBad[h], id)
+		}
 		return &controlpb.ReportBadReplicaResponse{}, nil
 	}
 	m.log.Warn("bad replica reported", "chunk", h, "server", addr, "reason", req.GetReason())
 	m.dropReplicaLocked(h, c, id)
 	return &controlpb.ReportBadReplicaResponse{}, nil
+}
+
+// settleKeptBadLocked revisits the replicas kept as a chunk's last live
+// copy although reported bad: a mark goes once the replica is no member
+// any more (dropped, stale, deleted, the chunk reclaimed); once another
+// member is live again (a dead member came back) the bad ones are dropped
+// for real, so the good copy is copied over them.
+func (m *Master) settleKeptBadLocked() {
+	for h, ids := range m.keptBad {
+		c := m.st.chunks[h]
+		if c == nil || c.flags&chunkTrashed != 0 {
+			delete(m.keptBad, h)
+			continue
+		}
+		ids = slices.DeleteFunc(ids, func(id serverID) bool { return !c.hasReplica(id) })
+		good := 0
+		for _, r := range c.replicas {
+			if m.servers[r].alive && !slices.Contains(ids, r) {
+				good++
+			}
+		}
+		if good > 0 {
+			for _, id := range ids {
+				m.log.Warn("bad replica kept as the last copy dropped: another copy is live", "chunk", h, "server", m.servers[id].addr)
+				m.dropReplicaLocked(h, c, id)
+			}
+			ids = nil
+		}
+		if len(ids) == 0 {
+			delete(m.keptBad, h)
+		} else {
+			m.keptBad[h] = ids
+		}
+	}
 }

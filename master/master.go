@@ -54,6 +54,7 @@ type Master struct {
 	copies        map[uint64]*copyJob         // re-replication copies in flight, by chunk
 	floor         map[uint64]uint64           // highest version of a bump nobody confirmed, while above the chunk's
 	unlisted      map[uint64][]serverID       // copies no member, kept while no member is alive (discardCopyLocked)
+	keptBad       map[uint64][]serverID       // members reported bad, kept as the last live copy; listed as corrupt (settleKeptBadLocked)
 	deferred      map[uint64][]deferredReport // reports that arrived during a lease change
 	graceUntil    time.Time                   // no lease on an old chunk granted or extended before (restart)
 	graceCeiling  uint64                      // chunks below it existed before this start ("old")
@@ -129,6 +130,7 @@ func New(opts Options) (*Master, error) {
 		copies:     make(map[uint64]*copyJob),
 		floor:      make(map[uint64]uint64),
 		unlisted:   make(map[uint64][]serverID),
+		keptBad:    make(map[uint64][]serverID),
 		deferred:   make(map[uint64][]deferredReport),
 		graceUntil: now.Add(opts.LeaseTTL),
 		// Only chunks handed out by an earlier incarnation can hold a lease
@@ -172,6 +174,7 @@ func New(opts Options) (*Master, error) {
 var chunkserverMethods = []string{
 	controlpb.Master_Register_FullMethodName,
 	controlpb.Master_Heartbeat_FullMethodName,
+	controlpb.Master_LocateChunk_FullMethodName,
 }
 
 // serverOptions loads the TLS configuration (opts.TLS) and returns the gRPC

@@ -29,6 +29,7 @@ func (m *Master) maintain() {
 			delete(m.leases, h)
 		}
 	}
+	m.settleKeptBadLocked()
 	for h, j := range m.copies {
 		if now.After(j.deadline) {
 			m.log.Warn("copy timed out", "chunk", h, "target", m.servers[j.target].addr)
@@ -83,6 +84,7 @@ func (m *Master) reclaim(id uint64) {
 			delete(m.leases, d.h)
 			delete(m.needCheck, d.h)
 			delete(m.unlisted, d.h)
+			delete(m.keptBad, d.h)
 			delete(m.floor, d.h)
 			if j := m.copies[d.h]; j != nil {
 				m.endCopyLocked(d.h, j)
@@ -175,7 +177,9 @@ func (m *Master) scheduleCopyLocked(h uint64, c *chunk, now time.Time, rebalance
 	src := serverID(-1)
 	for _, r := range c.replicas {
 		s := m.servers[r]
-		if !s.alive || s.copiesOut >= max || (r == avoid && m.liveReplicasLocked(c) > 1) {
+		if !s.alive || s.copiesOut >= max || (r == avoid && m.liveReplicasLocked(c) > 1) || slices.Contains(m.keptBad[h], r) {
+			// Never from a copy known bad (kept as the last one): the
+			// copy would pass it off as good.
 			continue
 		}
 		if src < 0 || s.copiesOut < m.servers[src].copiesOut {

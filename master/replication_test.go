@@ -195,6 +195,63 @@ func TestReportBadReplica(t *testing.T) {
 	}
 }
 
+// TestBadReplicaReportAtOtherVersionIgnored: a divergence found at a
+// version the chunk has since left says nothing about the replica now;
+// the same report at the current version drops it.
+func TestBadReplicaReportAtOtherVersionIgnored(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 3)
+	loc := e.mustLookup("/f", 0, true, true) // a lease: the version moved past the creation's
+	bad := loc.Replicas[1]
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: bad, Version: loc.Version - 1}); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.mustLookup("/f", 0, false, false); !slices.Contains(l.Replicas, bad) {
+		t.Fatalf("a report about version %d dropped the replica at version %d: %v", loc.Version-1, loc.Version, l.Replicas)
+	}
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: bad, Version: loc.Version}); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.mustLookup("/f", 0, false, false); slices.Contains(l.Replicas, bad) {
+		t.Fatalf("a report at the current version kept the replica: %v", l.Replicas)
+	}
+}
+
+// TestLocateChunkByHandle: a chunkserver's replica check finds a chunk's
+// version, live replicas and primary by handle, as a lookup lists them;
+// unknown and deleted chunks are refused.
+func TestLocateChunkByHandle(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	for i := 0; i < 3; i++ {
+		e.addCS("")
+	}
+	e.create("/f", 3)
+	want := e.mustLookup("/f", 0, true, true)
+	got, err := e.mc.LocateChunk(e.ctx(), &controlpb.LocateChunkRequest{Handle: want.Handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := got.GetLocation()
+	if l.GetHandle() != want.Handle || l.GetVersion() != want.Version || !slices.Equal(l.GetReplicas(), want.Replicas) ||
+		l.GetPrimary() != want.Primary || want.Primary == "" || len(l.GetCapability()) != 0 {
+		t.Fatalf("LocateChunk = %v, want the lookup's %v without capability", l, want)
+	}
+	if _, err := e.mc.LocateChunk(e.ctx(), &controlpb.LocateChunkRequest{Handle: 987654}); !isCode(err, controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK) {
+		t.Fatalf("unknown chunk: %v", err)
+	}
+	if _, err := e.mc.Delete(e.ctx(), &controlpb.DeleteRequest{Path: "/f"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.mc.LocateChunk(e.ctx(), &controlpb.LocateChunkRequest{Handle: want.Handle}); !isCode(err, controlpb.ErrorCode_ERROR_CODE_UNKNOWN_CHUNK) {
+		t.Fatalf("chunk of a deleted file: %v", err)
+	}
+}
+
 // TestAdoptHigherVersion: a replica reporting a newer version than the
 // master knows (master died mid-grant, or a SetVersion nobody confirmed)
 // makes the master adopt and persist it. The reporter, the only copy at
@@ -585,6 +642,95 @@ func TestBadReplicaNotReaddedByReport(t *testing.T) {
 	}
 	if l2 := e.mustLookup("/f", 0, false, false); !slices.Equal(l2.Replicas, l.Replicas) {
 		t.Fatalf("last replica dropped: %v", l2.Replicas)
+	}
+}
+
+// TestKeptBadReplicaListedCorrupt (issue 15, defect 4): a replica reported
+// bad while it is the chunk's last live copy is kept, but every lookup
+// marks it corrupt, so fsck does not count it a good copy and readers try
+// it last; once another member is live again it is dropped for real (and
+// told to delete) and the mark goes with it.
+func TestKeptBadReplicaListedCorrupt(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	e.addCS("")
+	e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	if len(loc.Replicas) != 2 || len(loc.Corrupt) != 0 {
+		t.Fatalf("new chunk: %v", loc)
+	}
+	bad, other := e.css[loc.Replicas[0]], e.css[loc.Replicas[1]]
+	other.close()
+	e.clock.Advance(11 * time.Second)
+	bad.hb()
+	e.m.maintain() // other dead: bad is the last live copy
+	if _, err := e.mc.ReportBadReplica(e.ctx(), &controlpb.ReportBadReplicaRequest{Handle: loc.Handle, Replica: bad.addr, Reason: "divergent"}); err != nil {
+		t.Fatal(err)
+	}
+	l := e.mustLookup("/f", 0, false, false)
+	if !slices.Equal(l.Replicas, []string{bad.addr}) || !slices.Equal(l.Corrupt, []string{bad.addr}) {
+		t.Fatalf("last replica reported bad: replicas %v corrupt %v, want it kept and marked", l.Replicas, l.Corrupt)
+	}
+	// A spare is no reason to copy it: the copy would pass off bad data
+	// as a good copy.
+	spare := e.addCS("")
+	e.m.maintain()
+	bad.hb()
+	if resp := spare.hb(); len(resp.GetCopy()) != 0 {
+		t.Fatalf("copy made from the kept bad replica: %v", resp.GetCopy())
+	}
+	if l := e.mustLookup("/f", 0, false, false); !slices.Equal(l.Corrupt, []string{bad.addr}) || bad.wasDeleted(loc.Handle) {
+		t.Fatalf("kept bad replica unmarked or deleted while still the last copy: %v", l)
+	}
+	other.restart() // a member comes back: a good copy is live again
+	e.m.maintain()
+	l = e.mustLookup("/f", 0, false, false)
+	if !slices.Equal(l.Replicas, []string{other.addr}) || len(l.Corrupt) != 0 {
+		t.Fatalf("member back: replicas %v corrupt %v, want only %s unmarked", l.Replicas, l.Corrupt, other.addr)
+	}
+	// Its copy goes: deleted, or replaced by a copy of the good one.
+	resp := bad.hb()
+	copied := slices.ContainsFunc(resp.GetCopy(), func(cp *controlpb.CopyCommand) bool {
+		return cp.GetHandle() == loc.Handle && cp.GetSource() == other.addr
+	})
+	if !bad.wasDeleted(loc.Handle) && !copied {
+		t.Fatalf("bad replica neither told to delete nor replaced once another copy was live: %v", resp)
+	}
+}
+
+// TestRemovalBeforeCopyCommandKeepsCopy: a target's report that it
+// removed the chunk, sent before the copy command reached it (it deleted
+// an old copy of its own), says nothing about the copy: the copy still
+// joins when it completes. (The replica check and fsck repair a
+// divergent replica by copying onto its own server: the copy was refused
+// and scheduled again, round after round, 21 times in one run of faults
+// scenario 19.)
+func TestRemovalBeforeCopyCommandKeepsCopy(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pastGrace()
+	a, b := e.addCS(""), e.addCS("")
+	e.create("/f", 2)
+	loc := e.mustLookup("/f", 0, false, true)
+	if len(loc.Replicas) != 2 {
+		t.Fatalf("placed on %v", loc.Replicas)
+	}
+	c := e.addCS("")
+	b.close()
+	e.clock.Advance(11 * time.Second)
+	a.hb()
+	c.hb()
+	e.m.maintain() // b dead: a copy from a to c is scheduled
+	c.mu.Lock()
+	c.removed[loc.Handle] = true // an old copy of its own, deleted before
+	c.mu.Unlock()
+	if resp := c.hb(); len(resp.GetCopy()) != 1 || resp.GetCopy()[0].GetHandle() != loc.Handle {
+		t.Fatalf("copy command not delivered: %v", resp)
+	}
+	c.hb() // reports the completed copy
+	l := e.mustLookup("/f", 0, false, false)
+	if !slices.Contains(l.Replicas, c.addr) || c.wasDeleted(loc.Handle) {
+		t.Fatalf("copy refused after an earlier removal report: replicas %v, deleted %v", l.Replicas, c.wasDeleted(loc.Handle))
 	}
 }
 

@@ -35,6 +35,11 @@ type copyJob struct {
 	deadline       time.Time
 	rebalance      bool
 	overtaken      bool // a lease grant started after it was scheduled: stale when reported
+	// sent: the command reached the target (a heartbeat reply carried it,
+	// or CopyChunk was called). Only a removal the target reports after
+	// that can be the copy failing; one reported before is of an older
+	// copy the target deleted (the copy replaces it anyway).
+	sent bool
 }
 
 // maxReportChunks bounds one report (a message cap guards the wire too).
@@ -142,7 +147,7 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 		if c := m.st.chunks[h]; c != nil && c.removeReplica(s.id) {
 			m.needCheck[h] = struct{}{}
 		}
-		if j := m.copies[h]; j != nil && j.target == s.id {
+		if j := m.copies[h]; j != nil && j.target == s.id && j.sent {
 			m.endCopyLocked(h, j)
 		}
 	}
@@ -159,6 +164,11 @@ func (m *Master) Heartbeat(ctx context.Context, req *controlpb.HeartbeatRequest)
 	}
 	clear(s.pendingDelete)
 	resp.Copy, s.pendingCopy = s.pendingCopy, nil
+	for _, cmd := range resp.Copy {
+		if j := m.copies[cmd.GetHandle()]; j != nil && j.target == s.id {
+			j.sent = true
+		}
+	}
 	resp.CapabilityKeys = keys
 	m.mu.Unlock()
 	for _, t := range tickets {

@@ -265,7 +265,12 @@ type ChunkLocation struct {
 	// append for for_write lookups. Sent in the data-channel frame's
 	// capability field; chunkservers that enforce capabilities refuse
 	// requests without a valid one.
-	Capability    []byte `protobuf:"bytes,8,opt,name=capability,proto3" json:"capability,omitempty"`
+	Capability []byte `protobuf:"bytes,8,opt,name=capability,proto3" json:"capability,omitempty"`
+	// corrupt lists replicas (among `replicas`) reported bad and kept only
+	// because each is the chunk's last live copy: its intact bytes still
+	// read, but it is no good copy. Readers try them last; fsck counts them
+	// corrupt. The master drops them once another live copy exists.
+	Corrupt       []string `protobuf:"bytes,9,rep,name=corrupt,proto3" json:"corrupt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -352,6 +357,13 @@ func (x *ChunkLocation) GetLength() int64 {
 func (x *ChunkLocation) GetCapability() []byte {
 	if x != nil {
 		return x.Capability
+	}
+	return nil
+}
+
+func (x *ChunkLocation) GetCorrupt() []string {
+	if x != nil {
+		return x.Corrupt
 	}
 	return nil
 }
@@ -1108,10 +1120,14 @@ func (x *LookupResponse) GetFileChunks() int64 {
 }
 
 type ReportBadReplicaRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Replica       string                 `protobuf:"bytes,2,opt,name=replica,proto3" json:"replica,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Handle  uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Replica string                 `protobuf:"bytes,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	Reason  string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// version the report is about (a divergence found at it); 0 = whatever
+	// is current. A report about another version than the master's current
+	// one is ignored: the chunk moved on since it was looked at.
+	Version       uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1165,6 +1181,13 @@ func (x *ReportBadReplicaRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ReportBadReplicaRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 type ReportBadReplicaResponse struct {
@@ -1795,6 +1818,94 @@ func (x *HeartbeatResponse) GetCapabilityKeys() []*CapabilityKey {
 	return nil
 }
 
+type LocateChunkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocateChunkRequest) Reset() {
+	*x = LocateChunkRequest{}
+	mi := &file_gfs_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateChunkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateChunkRequest) ProtoMessage() {}
+
+func (x *LocateChunkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gfs_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateChunkRequest.ProtoReflect.Descriptor instead.
+func (*LocateChunkRequest) Descriptor() ([]byte, []int) {
+	return file_gfs_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *LocateChunkRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+type LocateChunkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Location      *ChunkLocation         `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"` // index 0 and no capability: by handle only
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocateChunkResponse) Reset() {
+	*x = LocateChunkResponse{}
+	mi := &file_gfs_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateChunkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateChunkResponse) ProtoMessage() {}
+
+func (x *LocateChunkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gfs_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateChunkResponse.ProtoReflect.Descriptor instead.
+func (*LocateChunkResponse) Descriptor() ([]byte, []int) {
+	return file_gfs_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LocateChunkResponse) GetLocation() *ChunkLocation {
+	if x != nil {
+		return x.Location
+	}
+	return nil
+}
+
 type CreateChunkRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -1805,7 +1916,7 @@ type CreateChunkRequest struct {
 
 func (x *CreateChunkRequest) Reset() {
 	*x = CreateChunkRequest{}
-	mi := &file_gfs_proto_msgTypes[27]
+	mi := &file_gfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +1928,7 @@ func (x *CreateChunkRequest) String() string {
 func (*CreateChunkRequest) ProtoMessage() {}
 
 func (x *CreateChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[27]
+	mi := &file_gfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +1941,7 @@ func (x *CreateChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChunkRequest.ProtoReflect.Descriptor instead.
 func (*CreateChunkRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{27}
+	return file_gfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateChunkRequest) GetHandle() uint64 {
@@ -1855,7 +1966,7 @@ type CreateChunkResponse struct {
 
 func (x *CreateChunkResponse) Reset() {
 	*x = CreateChunkResponse{}
-	mi := &file_gfs_proto_msgTypes[28]
+	mi := &file_gfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1978,7 @@ func (x *CreateChunkResponse) String() string {
 func (*CreateChunkResponse) ProtoMessage() {}
 
 func (x *CreateChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[28]
+	mi := &file_gfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1991,7 @@ func (x *CreateChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChunkResponse.ProtoReflect.Descriptor instead.
 func (*CreateChunkResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{28}
+	return file_gfs_proto_rawDescGZIP(), []int{30}
 }
 
 type SetVersionRequest struct {
@@ -1894,7 +2005,7 @@ type SetVersionRequest struct {
 
 func (x *SetVersionRequest) Reset() {
 	*x = SetVersionRequest{}
-	mi := &file_gfs_proto_msgTypes[29]
+	mi := &file_gfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +2017,7 @@ func (x *SetVersionRequest) String() string {
 func (*SetVersionRequest) ProtoMessage() {}
 
 func (x *SetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[29]
+	mi := &file_gfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +2030,7 @@ func (x *SetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVersionRequest.ProtoReflect.Descriptor instead.
 func (*SetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{29}
+	return file_gfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetVersionRequest) GetHandle() uint64 {
@@ -1952,7 +2063,7 @@ type SetVersionResponse struct {
 
 func (x *SetVersionResponse) Reset() {
 	*x = SetVersionResponse{}
-	mi := &file_gfs_proto_msgTypes[30]
+	mi := &file_gfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2075,7 @@ func (x *SetVersionResponse) String() string {
 func (*SetVersionResponse) ProtoMessage() {}
 
 func (x *SetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[30]
+	mi := &file_gfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2088,7 @@ func (x *SetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVersionResponse.ProtoReflect.Descriptor instead.
 func (*SetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{30}
+	return file_gfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetVersionResponse) GetLength() int64 {
@@ -2009,7 +2120,7 @@ type GrantLeaseRequest struct {
 
 func (x *GrantLeaseRequest) Reset() {
 	*x = GrantLeaseRequest{}
-	mi := &file_gfs_proto_msgTypes[31]
+	mi := &file_gfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2132,7 @@ func (x *GrantLeaseRequest) String() string {
 func (*GrantLeaseRequest) ProtoMessage() {}
 
 func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[31]
+	mi := &file_gfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2145,7 @@ func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantLeaseRequest.ProtoReflect.Descriptor instead.
 func (*GrantLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{31}
+	return file_gfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GrantLeaseRequest) GetHandle() uint64 {
@@ -2080,7 +2191,7 @@ type GrantLeaseResponse struct {
 
 func (x *GrantLeaseResponse) Reset() {
 	*x = GrantLeaseResponse{}
-	mi := &file_gfs_proto_msgTypes[32]
+	mi := &file_gfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2203,7 @@ func (x *GrantLeaseResponse) String() string {
 func (*GrantLeaseResponse) ProtoMessage() {}
 
 func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[32]
+	mi := &file_gfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2216,7 @@ func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantLeaseResponse.ProtoReflect.Descriptor instead.
 func (*GrantLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{32}
+	return file_gfs_proto_rawDescGZIP(), []int{34}
 }
 
 type CopyChunkResponse struct {
@@ -2118,7 +2229,7 @@ type CopyChunkResponse struct {
 
 func (x *CopyChunkResponse) Reset() {
 	*x = CopyChunkResponse{}
-	mi := &file_gfs_proto_msgTypes[33]
+	mi := &file_gfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2241,7 @@ func (x *CopyChunkResponse) String() string {
 func (*CopyChunkResponse) ProtoMessage() {}
 
 func (x *CopyChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[33]
+	mi := &file_gfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2254,7 @@ func (x *CopyChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyChunkResponse.ProtoReflect.Descriptor instead.
 func (*CopyChunkResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{33}
+	return file_gfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CopyChunkResponse) GetVersion() uint64 {
@@ -2169,7 +2280,7 @@ type RevokeLeaseRequest struct {
 
 func (x *RevokeLeaseRequest) Reset() {
 	*x = RevokeLeaseRequest{}
-	mi := &file_gfs_proto_msgTypes[34]
+	mi := &file_gfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2292,7 @@ func (x *RevokeLeaseRequest) String() string {
 func (*RevokeLeaseRequest) ProtoMessage() {}
 
 func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[34]
+	mi := &file_gfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2305,7 @@ func (x *RevokeLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{34}
+	return file_gfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeLeaseRequest) GetHandle() uint64 {
@@ -2212,7 +2323,7 @@ type RevokeLeaseResponse struct {
 
 func (x *RevokeLeaseResponse) Reset() {
 	*x = RevokeLeaseResponse{}
-	mi := &file_gfs_proto_msgTypes[35]
+	mi := &file_gfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2335,7 @@ func (x *RevokeLeaseResponse) String() string {
 func (*RevokeLeaseResponse) ProtoMessage() {}
 
 func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gfs_proto_msgTypes[35]
+	mi := &file_gfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2348,131 @@ func (x *RevokeLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_gfs_proto_rawDescGZIP(), []int{35}
+	return file_gfs_proto_rawDescGZIP(), []int{37}
+}
+
+type BlockChecksumsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockChecksumsRequest) Reset() {
+	*x = BlockChecksumsRequest{}
+	mi := &file_gfs_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockChecksumsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockChecksumsRequest) ProtoMessage() {}
+
+func (x *BlockChecksumsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gfs_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockChecksumsRequest.ProtoReflect.Descriptor instead.
+func (*BlockChecksumsRequest) Descriptor() ([]byte, []int) {
+	return file_gfs_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *BlockChecksumsRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *BlockChecksumsRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type BlockChecksumsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Length  int64                  `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	// sums[i] is the stored xxhash64 of block i (64 KiB; the last one covers
+	// the partial tail), as the replica's reads verify against.
+	Sums []uint64 `protobuf:"fixed64,3,rep,packed,name=sums,proto3" json:"sums,omitempty"`
+	// corrupt: blocks are known not to verify here (the replica is being
+	// replaced); sums are not worth comparing.
+	Corrupt       bool `protobuf:"varint,4,opt,name=corrupt,proto3" json:"corrupt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockChecksumsResponse) Reset() {
+	*x = BlockChecksumsResponse{}
+	mi := &file_gfs_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockChecksumsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockChecksumsResponse) ProtoMessage() {}
+
+func (x *BlockChecksumsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gfs_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockChecksumsResponse.ProtoReflect.Descriptor instead.
+func (*BlockChecksumsResponse) Descriptor() ([]byte, []int) {
+	return file_gfs_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *BlockChecksumsResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *BlockChecksumsResponse) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *BlockChecksumsResponse) GetSums() []uint64 {
+	if x != nil {
+		return x.Sums
+	}
+	return nil
+}
+
+func (x *BlockChecksumsResponse) GetCorrupt() bool {
+	if x != nil {
+		return x.Corrupt
+	}
+	return false
 }
 
 var File_gfs_proto protoreflect.FileDescriptor
@@ -2254,7 +2489,7 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06length\x18\x04 \x01(\x03R\x06length\x12\x16\n" +
 	"\x06chunks\x18\x05 \x01(\x03R\x06chunks\x12 \n" +
 	"\vreplication\x18\x06 \x01(\rR\vreplication\x12\"\n" +
-	"\rmtime_unix_ms\x18\a \x01(\x03R\vmtimeUnixMs\"\xf6\x01\n" +
+	"\rmtime_unix_ms\x18\a \x01(\x03R\vmtimeUnixMs\"\x90\x02\n" +
 	"\rChunkLocation\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x18\n" +
@@ -2265,7 +2500,8 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06length\x18\a \x01(\x03R\x06length\x12\x1e\n" +
 	"\n" +
 	"capability\x18\b \x01(\fR\n" +
-	"capability\"~\n" +
+	"capability\x12\x18\n" +
+	"\acorrupt\x18\t \x03(\tR\acorrupt\"~\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12 \n" +
 	"\vreplication\x18\x02 \x01(\rR\vreplication\x12\x18\n" +
@@ -2316,11 +2552,12 @@ const file_gfs_proto_rawDesc = "" +
 	"\n" +
 	"chunk_size\x18\x02 \x01(\x03R\tchunkSize\x12\x1f\n" +
 	"\vfile_chunks\x18\x03 \x01(\x03R\n" +
-	"fileChunks\"c\n" +
+	"fileChunks\"}\n" +
 	"\x17ReportBadReplicaRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\areplica\x18\x02 \x01(\tR\areplica\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x1a\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\"\x1a\n" +
 	"\x18ReportBadReplicaResponse\"q\n" +
 	"\vChunkReport\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
@@ -2376,7 +2613,11 @@ const file_gfs_proto_rawDesc = "" +
 	"\n" +
 	"reregister\x18\x05 \x01(\bR\n" +
 	"reregister\x12F\n" +
-	"\x0fcapability_keys\x18\x06 \x03(\v2\x1d.gfs.control.v1.CapabilityKeyR\x0ecapabilityKeys\"F\n" +
+	"\x0fcapability_keys\x18\x06 \x03(\v2\x1d.gfs.control.v1.CapabilityKeyR\x0ecapabilityKeys\",\n" +
+	"\x12LocateChunkRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\"P\n" +
+	"\x13LocateChunkResponse\x129\n" +
+	"\blocation\x18\x01 \x01(\v2\x1d.gfs.control.v1.ChunkLocationR\blocation\"F\n" +
 	"\x12CreateChunkRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\"\x15\n" +
@@ -2399,7 +2640,15 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06length\x18\x02 \x01(\x03R\x06length\",\n" +
 	"\x12RevokeLeaseRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\x15\n" +
-	"\x13RevokeLeaseResponse*\x85\x03\n" +
+	"\x13RevokeLeaseResponse\"I\n" +
+	"\x15BlockChecksumsRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"x\n" +
+	"\x16BlockChecksumsResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x03R\x06length\x12\x12\n" +
+	"\x04sums\x18\x03 \x03(\x06R\x04sums\x12\x18\n" +
+	"\acorrupt\x18\x04 \x01(\bR\acorrupt*\x85\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_CODE_NOT_FOUND\x10\x01\x12\x15\n" +
@@ -2415,7 +2664,7 @@ const file_gfs_proto_rawDesc = "" +
 	"\x12\x1d\n" +
 	"\x19ERROR_CODE_UNKNOWN_SERVER\x10\v\x12\x1b\n" +
 	"\x17ERROR_CODE_BAD_ARGUMENT\x10\f\x12\x18\n" +
-	"\x14ERROR_CODE_TRY_AGAIN\x10\r2\x80\x06\n" +
+	"\x14ERROR_CODE_TRY_AGAIN\x10\r2\xd8\x06\n" +
 	"\x06Master\x12G\n" +
 	"\x06Create\x12\x1d.gfs.control.v1.CreateRequest\x1a\x1e.gfs.control.v1.CreateResponse\x12D\n" +
 	"\x05Mkdir\x12\x1c.gfs.control.v1.MkdirRequest\x1a\x1d.gfs.control.v1.MkdirResponse\x12G\n" +
@@ -2426,7 +2675,8 @@ const file_gfs_proto_rawDesc = "" +
 	"\x06Lookup\x12\x1d.gfs.control.v1.LookupRequest\x1a\x1e.gfs.control.v1.LookupResponse\x12e\n" +
 	"\x10ReportBadReplica\x12'.gfs.control.v1.ReportBadReplicaRequest\x1a(.gfs.control.v1.ReportBadReplicaResponse\x12M\n" +
 	"\bRegister\x12\x1f.gfs.control.v1.RegisterRequest\x1a .gfs.control.v1.RegisterResponse\x12P\n" +
-	"\tHeartbeat\x12 .gfs.control.v1.HeartbeatRequest\x1a!.gfs.control.v1.HeartbeatResponse2\xb4\x03\n" +
+	"\tHeartbeat\x12 .gfs.control.v1.HeartbeatRequest\x1a!.gfs.control.v1.HeartbeatResponse\x12V\n" +
+	"\vLocateChunk\x12\".gfs.control.v1.LocateChunkRequest\x1a#.gfs.control.v1.LocateChunkResponse2\x95\x04\n" +
 	"\vChunkserver\x12V\n" +
 	"\vCreateChunk\x12\".gfs.control.v1.CreateChunkRequest\x1a#.gfs.control.v1.CreateChunkResponse\x12S\n" +
 	"\n" +
@@ -2434,7 +2684,8 @@ const file_gfs_proto_rawDesc = "" +
 	"\n" +
 	"GrantLease\x12!.gfs.control.v1.GrantLeaseRequest\x1a\".gfs.control.v1.GrantLeaseResponse\x12V\n" +
 	"\vRevokeLease\x12\".gfs.control.v1.RevokeLeaseRequest\x1a#.gfs.control.v1.RevokeLeaseResponse\x12K\n" +
-	"\tCopyChunk\x12\x1b.gfs.control.v1.CopyCommand\x1a!.gfs.control.v1.CopyChunkResponseB)Z'github.com/gfs-go/gfs/control/controlpbb\x06proto3"
+	"\tCopyChunk\x12\x1b.gfs.control.v1.CopyCommand\x1a!.gfs.control.v1.CopyChunkResponse\x12_\n" +
+	"\x0eBlockChecksums\x12%.gfs.control.v1.BlockChecksumsRequest\x1a&.gfs.control.v1.BlockChecksumsResponseB)Z'github.com/gfs-go/gfs/control/controlpbb\x06proto3"
 
 var (
 	file_gfs_proto_rawDescOnce sync.Once
@@ -2449,7 +2700,7 @@ func file_gfs_proto_rawDescGZIP() []byte {
 }
 
 var file_gfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gfs_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_gfs_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_gfs_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: gfs.control.v1.ErrorCode
 	(*ErrorDetail)(nil),              // 1: gfs.control.v1.ErrorDetail
@@ -2479,15 +2730,19 @@ var file_gfs_proto_goTypes = []any{
 	(*LeaseExtension)(nil),           // 25: gfs.control.v1.LeaseExtension
 	(*CopyCommand)(nil),              // 26: gfs.control.v1.CopyCommand
 	(*HeartbeatResponse)(nil),        // 27: gfs.control.v1.HeartbeatResponse
-	(*CreateChunkRequest)(nil),       // 28: gfs.control.v1.CreateChunkRequest
-	(*CreateChunkResponse)(nil),      // 29: gfs.control.v1.CreateChunkResponse
-	(*SetVersionRequest)(nil),        // 30: gfs.control.v1.SetVersionRequest
-	(*SetVersionResponse)(nil),       // 31: gfs.control.v1.SetVersionResponse
-	(*GrantLeaseRequest)(nil),        // 32: gfs.control.v1.GrantLeaseRequest
-	(*GrantLeaseResponse)(nil),       // 33: gfs.control.v1.GrantLeaseResponse
-	(*CopyChunkResponse)(nil),        // 34: gfs.control.v1.CopyChunkResponse
-	(*RevokeLeaseRequest)(nil),       // 35: gfs.control.v1.RevokeLeaseRequest
-	(*RevokeLeaseResponse)(nil),      // 36: gfs.control.v1.RevokeLeaseResponse
+	(*LocateChunkRequest)(nil),       // 28: gfs.control.v1.LocateChunkRequest
+	(*LocateChunkResponse)(nil),      // 29: gfs.control.v1.LocateChunkResponse
+	(*CreateChunkRequest)(nil),       // 30: gfs.control.v1.CreateChunkRequest
+	(*CreateChunkResponse)(nil),      // 31: gfs.control.v1.CreateChunkResponse
+	(*SetVersionRequest)(nil),        // 32: gfs.control.v1.SetVersionRequest
+	(*SetVersionResponse)(nil),       // 33: gfs.control.v1.SetVersionResponse
+	(*GrantLeaseRequest)(nil),        // 34: gfs.control.v1.GrantLeaseRequest
+	(*GrantLeaseResponse)(nil),       // 35: gfs.control.v1.GrantLeaseResponse
+	(*CopyChunkResponse)(nil),        // 36: gfs.control.v1.CopyChunkResponse
+	(*RevokeLeaseRequest)(nil),       // 37: gfs.control.v1.RevokeLeaseRequest
+	(*RevokeLeaseResponse)(nil),      // 38: gfs.control.v1.RevokeLeaseResponse
+	(*BlockChecksumsRequest)(nil),    // 39: gfs.control.v1.BlockChecksumsRequest
+	(*BlockChecksumsResponse)(nil),   // 40: gfs.control.v1.BlockChecksumsResponse
 }
 var file_gfs_proto_depIdxs = []int32{
 	0,  // 0: gfs.control.v1.ErrorDetail.code:type_name -> gfs.control.v1.ErrorCode
@@ -2501,41 +2756,46 @@ var file_gfs_proto_depIdxs = []int32{
 	26, // 8: gfs.control.v1.HeartbeatResponse.copy:type_name -> gfs.control.v1.CopyCommand
 	25, // 9: gfs.control.v1.HeartbeatResponse.extensions:type_name -> gfs.control.v1.LeaseExtension
 	23, // 10: gfs.control.v1.HeartbeatResponse.capability_keys:type_name -> gfs.control.v1.CapabilityKey
-	4,  // 11: gfs.control.v1.Master.Create:input_type -> gfs.control.v1.CreateRequest
-	6,  // 12: gfs.control.v1.Master.Mkdir:input_type -> gfs.control.v1.MkdirRequest
-	8,  // 13: gfs.control.v1.Master.Delete:input_type -> gfs.control.v1.DeleteRequest
-	10, // 14: gfs.control.v1.Master.Rename:input_type -> gfs.control.v1.RenameRequest
-	12, // 15: gfs.control.v1.Master.List:input_type -> gfs.control.v1.ListRequest
-	14, // 16: gfs.control.v1.Master.Stat:input_type -> gfs.control.v1.StatRequest
-	16, // 17: gfs.control.v1.Master.Lookup:input_type -> gfs.control.v1.LookupRequest
-	18, // 18: gfs.control.v1.Master.ReportBadReplica:input_type -> gfs.control.v1.ReportBadReplicaRequest
-	21, // 19: gfs.control.v1.Master.Register:input_type -> gfs.control.v1.RegisterRequest
-	24, // 20: gfs.control.v1.Master.Heartbeat:input_type -> gfs.control.v1.HeartbeatRequest
-	28, // 21: gfs.control.v1.Chunkserver.CreateChunk:input_type -> gfs.control.v1.CreateChunkRequest
-	30, // 22: gfs.control.v1.Chunkserver.SetVersion:input_type -> gfs.control.v1.SetVersionRequest
-	32, // 23: gfs.control.v1.Chunkserver.GrantLease:input_type -> gfs.control.v1.GrantLeaseRequest
-	35, // 24: gfs.control.v1.Chunkserver.RevokeLease:input_type -> gfs.control.v1.RevokeLeaseRequest
-	26, // 25: gfs.control.v1.Chunkserver.CopyChunk:input_type -> gfs.control.v1.CopyCommand
-	5,  // 26: gfs.control.v1.Master.Create:output_type -> gfs.control.v1.CreateResponse
-	7,  // 27: gfs.control.v1.Master.Mkdir:output_type -> gfs.control.v1.MkdirResponse
-	9,  // 28: gfs.control.v1.Master.Delete:output_type -> gfs.control.v1.DeleteResponse
-	11, // 29: gfs.control.v1.Master.Rename:output_type -> gfs.control.v1.RenameResponse
-	13, // 30: gfs.control.v1.Master.List:output_type -> gfs.control.v1.ListResponse
-	15, // 31: gfs.control.v1.Master.Stat:output_type -> gfs.control.v1.StatResponse
-	17, // 32: gfs.control.v1.Master.Lookup:output_type -> gfs.control.v1.LookupResponse
-	19, // 33: gfs.control.v1.Master.ReportBadReplica:output_type -> gfs.control.v1.ReportBadReplicaResponse
-	22, // 34: gfs.control.v1.Master.Register:output_type -> gfs.control.v1.RegisterResponse
-	27, // 35: gfs.control.v1.Master.Heartbeat:output_type -> gfs.control.v1.HeartbeatResponse
-	29, // 36: gfs.control.v1.Chunkserver.CreateChunk:output_type -> gfs.control.v1.CreateChunkResponse
-	31, // 37: gfs.control.v1.Chunkserver.SetVersion:output_type -> gfs.control.v1.SetVersionResponse
-	33, // 38: gfs.control.v1.Chunkserver.GrantLease:output_type -> gfs.control.v1.GrantLeaseResponse
-	36, // 39: gfs.control.v1.Chunkserver.RevokeLease:output_type -> gfs.control.v1.RevokeLeaseResponse
-	34, // 40: gfs.control.v1.Chunkserver.CopyChunk:output_type -> gfs.control.v1.CopyChunkResponse
-	26, // [26:41] is the sub-list for method output_type
-	11, // [11:26] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 11: gfs.control.v1.LocateChunkResponse.location:type_name -> gfs.control.v1.ChunkLocation
+	4,  // 12: gfs.control.v1.Master.Create:input_type -> gfs.control.v1.CreateRequest
+	6,  // 13: gfs.control.v1.Master.Mkdir:input_type -> gfs.control.v1.MkdirRequest
+	8,  // 14: gfs.control.v1.Master.Delete:input_type -> gfs.control.v1.DeleteRequest
+	10, // 15: gfs.control.v1.Master.Rename:input_type -> gfs.control.v1.RenameRequest
+	12, // 16: gfs.control.v1.Master.List:input_type -> gfs.control.v1.ListRequest
+	14, // 17: gfs.control.v1.Master.Stat:input_type -> gfs.control.v1.StatRequest
+	16, // 18: gfs.control.v1.Master.Lookup:input_type -> gfs.control.v1.LookupRequest
+	18, // 19: gfs.control.v1.Master.ReportBadReplica:input_type -> gfs.control.v1.ReportBadReplicaRequest
+	21, // 20: gfs.control.v1.Master.Register:input_type -> gfs.control.v1.RegisterRequest
+	24, // 21: gfs.control.v1.Master.Heartbeat:input_type -> gfs.control.v1.HeartbeatRequest
+	28, // 22: gfs.control.v1.Master.LocateChunk:input_type -> gfs.control.v1.LocateChunkRequest
+	30, // 23: gfs.control.v1.Chunkserver.CreateChunk:input_type -> gfs.control.v1.CreateChunkRequest
+	32, // 24: gfs.control.v1.Chunkserver.SetVersion:input_type -> gfs.control.v1.SetVersionRequest
+	34, // 25: gfs.control.v1.Chunkserver.GrantLease:input_type -> gfs.control.v1.GrantLeaseRequest
+	37, // 26: gfs.control.v1.Chunkserver.RevokeLease:input_type -> gfs.control.v1.RevokeLeaseRequest
+	26, // 27: gfs.control.v1.Chunkserver.CopyChunk:input_type -> gfs.control.v1.CopyCommand
+	39, // 28: gfs.control.v1.Chunkserver.BlockChecksums:input_type -> gfs.control.v1.BlockChecksumsRequest
+	5,  // 29: gfs.control.v1.Master.Create:output_type -> gfs.control.v1.CreateResponse
+	7,  // 30: gfs.control.v1.Master.Mkdir:output_type -> gfs.control.v1.MkdirResponse
+	9,  // 31: gfs.control.v1.Master.Delete:output_type -> gfs.control.v1.DeleteResponse
+	11, // 32: gfs.control.v1.Master.Rename:output_type -> gfs.control.v1.RenameResponse
+	13, // 33: gfs.control.v1.Master.List:output_type -> gfs.control.v1.ListResponse
+	15, // 34: gfs.control.v1.Master.Stat:output_type -> gfs.control.v1.StatResponse
+	17, // 35: gfs.control.v1.Master.Lookup:output_type -> gfs.control.v1.LookupResponse
+	19, // 36: gfs.control.v1.Master.ReportBadReplica:output_type -> gfs.control.v1.ReportBadReplicaResponse
+	22, // 37: gfs.control.v1.Master.Register:output_type -> gfs.control.v1.RegisterResponse
+	27, // 38: gfs.control.v1.Master.Heartbeat:output_type -> gfs.control.v1.HeartbeatResponse
+	29, // 39: gfs.control.v1.Master.LocateChunk:output_type -> gfs.control.v1.LocateChunkResponse
+	31, // 40: gfs.control.v1.Chunkserver.CreateChunk:output_type -> gfs.control.v1.CreateChunkResponse
+	33, // 41: gfs.control.v1.Chunkserver.SetVersion:output_type -> gfs.control.v1.SetVersionResponse
+	35, // 42: gfs.control.v1.Chunkserver.GrantLease:output_type -> gfs.control.v1.GrantLeaseResponse
+	38, // 43: gfs.control.v1.Chunkserver.RevokeLease:output_type -> gfs.control.v1.RevokeLeaseResponse
+	36, // 44: gfs.control.v1.Chunkserver.CopyChunk:output_type -> gfs.control.v1.CopyChunkResponse
+	40, // 45: gfs.control.v1.Chunkserver.BlockChecksums:output_type -> gfs.control.v1.BlockChecksumsResponse
+	29, // [29:46] is the sub-list for method output_type
+	12, // [12:29] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_gfs_proto_init() }
@@ -2549,7 +2809,7 @@ func file_gfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gfs_proto_rawDesc), len(file_gfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -34,6 +34,7 @@ const (
 	Master_ReportBadReplica_FullMethodName = "/gfs.control.v1.Master/ReportBadReplica"
 	Master_Register_FullMethodName         = "/gfs.control.v1.Master/Register"
 	Master_Heartbeat_FullMethodName        = "/gfs.control.v1.Master/Heartbeat"
+	Master_LocateChunk_FullMethodName      = "/gfs.control.v1.Master/LocateChunk"
 )
 
 // MasterClient is the client API for Master service.
@@ -64,6 +65,11 @@ type MasterClient interface {
 	// Chunkserver-facing calls.
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
+	// LocateChunk returns the master's view of one chunk by handle (version,
+	// live replicas, primary; no capability): a chunkserver's replica check
+	// uses it to find the replicas to compare its copy with. Chunkservers
+	// only, under TLS.
+	LocateChunk(ctx context.Context, in *LocateChunkRequest, opts ...grpc.CallOption) (*LocateChunkResponse, error)
 }
 
 type masterClient struct {
@@ -174,6 +180,16 @@ func (c *masterClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, opts
 	return out, nil
 }
 
+func (c *masterClient) LocateChunk(ctx context.Context, in *LocateChunkRequest, opts ...grpc.CallOption) (*LocateChunkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LocateChunkResponse)
+	err := c.cc.Invoke(ctx, Master_LocateChunk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MasterServer is the server API for Master service.
 // All implementations must embed UnimplementedMasterServer
 // for forward compatibility.
@@ -202,6 +218,11 @@ type MasterServer interface {
 	// Chunkserver-facing calls.
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
+	// LocateChunk returns the master's view of one chunk by handle (version,
+	// live replicas, primary; no capability): a chunkserver's replica check
+	// uses it to find the replicas to compare its copy with. Chunkservers
+	// only, under TLS.
+	LocateChunk(context.Context, *LocateChunkRequest) (*LocateChunkResponse, error)
 	mustEmbedUnimplementedMasterServer()
 }
 
@@ -241,6 +262,9 @@ func (UnimplementedMasterServer) Register(context.Context, *RegisterRequest) (*R
 }
 func (UnimplementedMasterServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedMasterServer) LocateChunk(context.Context, *LocateChunkRequest) (*LocateChunkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LocateChunk not implemented")
 }
 func (UnimplementedMasterServer) mustEmbedUnimplementedMasterServer() {}
 func (UnimplementedMasterServer) testEmbeddedByValue()                {}
@@ -443,6 +467,24 @@ func _Master_Heartbeat_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Master_LocateChunk_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LocateChunkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).LocateChunk(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_LocateChunk_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).LocateChunk(ctx, req.(*LocateChunkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Master_ServiceDesc is the grpc.ServiceDesc for Master service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -490,17 +532,22 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Heartbeat",
 			Handler:    _Master_Heartbeat_Handler,
 		},
+		{
+			MethodName: "LocateChunk",
+			Handler:    _Master_LocateChunk_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "gfs.proto",
 }
 
 const (
-	Chunkserver_CreateChunk_FullMethodName = "/gfs.control.v1.Chunkserver/CreateChunk"
-	Chunkserver_SetVersion_FullMethodName  = "/gfs.control.v1.Chunkserver/SetVersion"
-	Chunkserver_GrantLease_FullMethodName  = "/gfs.control.v1.Chunkserver/GrantLease"
-	Chunkserver_RevokeLease_FullMethodName = "/gfs.control.v1.Chunkserver/RevokeLease"
-	Chunkserver_CopyChunk_FullMethodName   = "/gfs.control.v1.Chunkserver/CopyChunk"
+	Chunkserver_CreateChunk_FullMethodName    = "/gfs.control.v1.Chunkserver/CreateChunk"
+	Chunkserver_SetVersion_FullMethodName     = "/gfs.control.v1.Chunkserver/SetVersion"
+	Chunkserver_GrantLease_FullMethodName     = "/gfs.control.v1.Chunkserver/GrantLease"
+	Chunkserver_RevokeLease_FullMethodName    = "/gfs.control.v1.Chunkserver/RevokeLease"
+	Chunkserver_CopyChunk_FullMethodName      = "/gfs.control.v1.Chunkserver/CopyChunk"
+	Chunkserver_BlockChecksums_FullMethodName = "/gfs.control.v1.Chunkserver/BlockChecksums"
 )
 
 // ChunkserverClient is the client API for Chunkserver service.
@@ -533,6 +580,12 @@ type ChunkserverClient interface {
 	// it to replace a lost replica after a version bump and before the lease
 	// that follows, while the chunk cannot change.
 	CopyChunk(ctx context.Context, in *CopyCommand, opts ...grpc.CallOption) (*CopyChunkResponse, error)
+	// BlockChecksums returns the stored xxhash64 of every 64 KiB block of a
+	// chunk held at version (STALE_VERSION at another version), so replicas
+	// can be compared without moving their data. Besides the master, other
+	// chunkservers may call it (the replica check, under TLS authenticated by
+	// their chunkserver certificates); clients may not.
+	BlockChecksums(ctx context.Context, in *BlockChecksumsRequest, opts ...grpc.CallOption) (*BlockChecksumsResponse, error)
 }
 
 type chunkserverClient struct {
@@ -593,6 +646,16 @@ func (c *chunkserverClient) CopyChunk(ctx context.Context, in *CopyCommand, opts
 	return out, nil
 }
 
+func (c *chunkserverClient) BlockChecksums(ctx context.Context, in *BlockChecksumsRequest, opts ...grpc.CallOption) (*BlockChecksumsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BlockChecksumsResponse)
+	err := c.cc.Invoke(ctx, Chunkserver_BlockChecksums_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChunkserverServer is the server API for Chunkserver service.
 // All implementations must embed UnimplementedChunkserverServer
 // for forward compatibility.
@@ -623,6 +686,12 @@ type ChunkserverServer interface {
 	// it to replace a lost replica after a version bump and before the lease
 	// that follows, while the chunk cannot change.
 	CopyChunk(context.Context, *CopyCommand) (*CopyChunkResponse, error)
+	// BlockChecksums returns the stored xxhash64 of every 64 KiB block of a
+	// chunk held at version (STALE_VERSION at another version), so replicas
+	// can be compared without moving their data. Besides the master, other
+	// chunkservers may call it (the replica check, under TLS authenticated by
+	// their chunkserver certificates); clients may not.
+	BlockChecksums(context.Context, *BlockChecksumsRequest) (*BlockChecksumsResponse, error)
 	mustEmbedUnimplementedChunkserverServer()
 }
 
@@ -647,6 +716,9 @@ func (UnimplementedChunkserverServer) RevokeLease(context.Context, *RevokeLeaseR
 }
 func (UnimplementedChunkserverServer) CopyChunk(context.Context, *CopyCommand) (*CopyChunkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CopyChunk not implemented")
+}
+func (UnimplementedChunkserverServer) BlockChecksums(context.Context, *BlockChecksumsRequest) (*BlockChecksumsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BlockChecksums not implemented")
 }
 func (UnimplementedChunkserverServer) mustEmbedUnimplementedChunkserverServer() {}
 func (UnimplementedChunkserverServer) testEmbeddedByValue()                     {}
@@ -759,6 +831,24 @@ func _Chunkserver_CopyChunk_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Chunkserver_BlockChecksums_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BlockChecksumsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkserverServer).BlockChecksums(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chunkserver_BlockChecksums_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkserverServer).BlockChecksums(ctx, req.(*BlockChecksumsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Chunkserver_ServiceDesc is the grpc.ServiceDesc for Chunkserver service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -785,6 +875,10 @@ var Chunkserver_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CopyChunk",
 			Handler:    _Chunkserver_CopyChunk_Handler,
+		},
+		{
+			MethodName: "BlockChecksums",
+			Handler:    _Chunkserver_BlockChecksums_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -35,6 +35,13 @@
 //   - A re-replication copy is created at version 0 and gets the
 //     master's version only once complete and synced: a partial copy never
 //     claims the version.
+//   - The replica check (Options.ReplicaCheckInterval, replicacheck.go)
+//     compares only chunks under no lease, at the master's version, and
+//     only on the lowest-address live replica; it reports a replica only
+//     when two comparisons an interval apart find it divergent at the same
+//     version (package divergence decides which replica is the good copy).
+//     It reads no chunk data, only the store's checksums (BlockChecksums:
+//     master and chunkserver certificates under TLS, never clients').
 //   - Every goroutine is started by Serve or by a request handler and
 //     stopped and waited for by Close.
 package chunkserver

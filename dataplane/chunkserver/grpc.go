@@ -124,6 +124,22 @@ func (g *grpcService) CopyChunk(ctx context.Context, req *controlpb.CopyCommand)
 	return &controlpb.CopyChunkResponse{Version: uint64(info.Version), Length: info.Length}, nil
 }
 
+// BlockChecksums answers another replica's (or the master's) question for
+// the stored checksums of a chunk at a version: the replica check compares
+// them across replicas (replicacheck.go). Under TLS only master and
+// chunkserver certificates may call it (New's policy).
+func (g *grpcService) BlockChecksums(ctx context.Context, req *controlpb.BlockChecksumsRequest) (*controlpb.BlockChecksumsResponse, error) {
+	cs, err := g.s.store.BlockChecksums(store.Handle(req.GetHandle()))
+	if err != nil {
+		return nil, control.Errorf(storeCode(err), "block checksums of chunk %x: %v", req.GetHandle(), err)
+	}
+	if uint64(cs.Version) != req.GetVersion() {
+		return nil, control.Errorf(controlpb.ErrorCode_ERROR_CODE_STALE_VERSION,
+			"block checksums of chunk %x at version %d: replica at version %d", req.GetHandle(), req.GetVersion(), cs.Version)
+	}
+	return &controlpb.BlockChecksumsResponse{Version: uint64(cs.Version), Length: cs.Length, Sums: cs.Sums, Corrupt: cs.Corrupt}, nil
+}
+
 // RevokeLease drops the lease now; mutations are refused from here on.
 func (g *grpcService) RevokeLease(ctx context.Context, req *controlpb.RevokeLeaseRequest) (*controlpb.RevokeLeaseResponse, error) {
 	g.s.leases.revoke(store.Handle(req.GetHandle()))

@@ -211,14 +211,22 @@ func (s *Server) execute(ctx context.Context, resp *controlpb.HeartbeatResponse,
 }
 
 func (s *Server) deleteChunk(h store.Handle) {
+	if s.dropChunk(h) {
+		s.tracker.removedChunk(h)
+	}
+}
+
+// dropChunk deletes chunk h and what the server keeps about it, without
+// noting the removal for the next heartbeat; false if it could not.
+func (s *Server) dropChunk(h store.Handle) bool {
 	s.leases.revoke(h)
 	if err := s.store.Delete(h); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("delete chunk failed", "chunk", uint64(h), "err", err)
-		return
+		return false
 	}
 	s.seqs.remove(h)
-	s.tracker.removedChunk(h)
 	s.log.Debug("chunk deleted", "chunk", uint64(h))
+	return true
 }
 
 // copyChunk fetches a chunk from a good replica with verified reads and
@@ -233,9 +241,17 @@ func (s *Server) copyChunk(ctx context.Context, cmd *controlpb.CopyCommand) erro
 			s.tracker.changed(h)
 			return nil
 		}
-		// The master does not count this replica (stale, corrupt or
-		// partial): replace it.
-		s.deleteChunk(h)
+		// The master does not count this replica (stale, corrupt,
+		// divergent or partial): replace it. Its removal is not reported
+		// while the copy runs: the master would take it for the copy
+		// failing and refuse the copy; the copy's outcome is reported
+		// instead (changed, or removed when it fails).
+		s.dropChunk(h)
+		defer func() {
+			if _, err := s.store.Info(h); errors.Is(err, store.ErrNotFound) {
+				s.tracker.removedChunk(h)
+			}
+		}()
 	}
 	// The master's copy capability for this chunk, shown to the source.
 	ctx = capability.NewContext(ctx, cmd.GetCapability())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,11 @@ type fakeMaster struct {
 	registers  map[string]int                                                 // registrations per server
 	heartbeats map[string][]*controlpb.HeartbeatRequest                       // guarded by mu
 	reply      func(*controlpb.HeartbeatRequest) *controlpb.HeartbeatResponse // called under mu
+	// locate answers LocateChunk (called under mu; nil: UNKNOWN_CHUNK);
+	// located counts the calls per handle, bad collects ReportBadReplica.
+	locate  func(h uint64) *controlpb.ChunkLocation
+	located map[uint64]int
+	bad     []*controlpb.ReportBadReplicaRequest
 }
 
 func (m *fakeMaster) Register(ctx context.Context, req *controlpb.RegisterRequest) (*controlpb.RegisterResponse, error) {
@@ -55,7 +61,7 @@ func startFakeMaster(t *testing.T) (*fakeMaster, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &fakeMaster{registers: map[string]int{}, heartbeats: map[string][]*controlpb.HeartbeatRequest{}}
+	m := &fakeMaster{registers: map[string]int{}, heartbeats: map[string][]*controlpb.HeartbeatRequest{}, located: map[uint64]int{}}
 	gs := grpc.NewServer()
 	controlpb.RegisterMasterServer(gs, m)
 	done := make(chan struct{})
@@ -249,4 +255,84 @@ func TestFailedRoundStopsLeaseExtension(t *testing.T) {
 	}
 	from = count()
 	waitFor(t, "an extension request under the new lease", func() bool { return asked(from) })
+}
+
+// TestCopyOverOldCopyReportsNoRemoval: a copy command for a chunk the
+// server holds a copy of the master does not count (divergent, stale)
+// replaces that copy without reporting it removed while the copy runs:
+// the master would take the removal for the copy failing and refuse the
+// completed copy. A copy that does fail is reported removed.
+func TestCopyOverOldCopyReportsNoRemoval(t *testing.T) {
+	noLeaks(t)
+	m, maddr := startFakeMaster(t)
+	b := startServer(t, func(o *Options) { o.MasterAddr = maddr; o.IOTimeout = 10 * time.Second })
+	const h = 0xa0
+	newChunk(t, []string{b.Addr()}, h, 0)
+	if err := b.Store().WriteAt(h, []byte("an old copy"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// A source that accepts and never answers: the copy hangs in its
+	// first request until the source goes away.
+	src, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var connsMu sync.Mutex
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			c, err := src.Accept()
+			if err != nil {
+				return
+			}
+			connsMu.Lock()
+			conns = append(conns, c)
+			connsMu.Unlock()
+		}
+	}()
+	stopSource := func() {
+		src.Close()
+		<-acceptDone
+		connsMu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		connsMu.Unlock()
+	}
+	defer stopSource()
+	var once sync.Once
+	m.mu.Lock()
+	m.reply = func(req *controlpb.HeartbeatRequest) *controlpb.HeartbeatResponse {
+		resp := &controlpb.HeartbeatResponse{}
+		once.Do(func() { resp.Copy = []*controlpb.CopyCommand{{Handle: h, Version: 1, Source: src.Addr().String()}} })
+		return resp
+	}
+	m.mu.Unlock()
+	removedAfter := func(from int) bool {
+		return m.seen(func() bool {
+			for _, hb := range m.heartbeats[b.Addr()][from:] {
+				if slices.Contains(hb.GetRemoved(), h) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	count := func() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.heartbeats[b.Addr()]) }
+	waitFor(t, "the old copy dropped by the copy in progress", func() bool {
+		_, err := b.Store().Info(h)
+		return errors.Is(err, store.ErrNotFound)
+	})
+	from := count()
+	waitFor(t, "ten heartbeats during the copy", func() bool { return count() >= from+10 })
+	if removedAfter(0) {
+		t.Fatal("the copy's replacing the old copy was reported as a removal")
+	}
+	stopSource() // the copy fails: that is reported
+	waitFor(t, "the failed copy reported removed", func() bool { return removedAfter(from) })
+	if _, err := b.Store().Info(h); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("failed copy left behind: %v", err)
+	}
 }

@@ -89,6 +89,17 @@ type Options struct {
 	// closed, and this server's own data connections (chain forwarding,
 	// re-replication copies) are encrypted. Needs TLS.
 	DataTLS bool
+	// ReplicaCheckInterval paces the replica check, which compares chunks
+	// across replicas: every interval the server takes its next chunk (in
+	// handle order, round and round) and, when it is the chunk's
+	// lowest-address live replica and no lease is held, compares the
+	// stored block checksums of every live replica (BlockChecksums) and
+	// reports those diverging from the chunk's good copy to the master
+	// (package divergence), which drops them and copies the good one over
+	// them. A divergence is reported only when seen twice, an interval
+	// apart. 0 = off (gfs chunkserver -replica-check defaults to 1s);
+	// needs MasterAddr.
+	ReplicaCheckInterval time.Duration
 	// Capabilities says whether data-channel requests must carry a valid
 	// master-signed capability; 0 = CapabilitiesAuto (required under TLS).
 	Capabilities CapabilityMode
@@ -126,6 +137,7 @@ type Server struct {
 
 	dataTLS *tls.Config // server side of encrypted data connections; nil without TLS
 	refusalCounters
+	replicaCheckCounters
 
 	verifier    *capability.Verifier // keys from the master's Register/Heartbeat answers
 	requireCaps bool                 // data requests need a valid capability
@@ -189,6 +201,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 2 * time.Minute
+	}
+	if opts.ReplicaCheckInterval < 0 {
+		return nil, fmt.Errorf("chunkserver: negative ReplicaCheckInterval %v", opts.ReplicaCheckInterval)
 	}
 	if opts.SendMode == SendDefault {
 		opts.SendMode = defaultSendMode
@@ -276,8 +291,12 @@ func New(opts Options) (*Server, error) {
 	s.seqs.init()
 	s.grpcLis = newChanListener(lis.Addr())
 	if s.tls {
-		// Only the master calls this service (chunk creation, versions, leases).
-		policy := tlsconfig.Policy{Default: []tlsconfig.Role{tlsconfig.RoleMaster}}
+		// Only the master calls this service (chunk creation, versions,
+		// leases), but for the checksums other chunkservers' replica
+		// checks compare (never clients: they read through capabilities).
+		policy := tlsconfig.Policy{Default: []tlsconfig.Role{tlsconfig.RoleMaster}, Methods: map[string][]tlsconfig.Role{
+			controlpb.Chunkserver_BlockChecksums_FullMethodName: {tlsconfig.RoleMaster, tlsconfig.RoleChunkserver},
+		}}
 		s.grpc = grpc.NewServer(append(control.NewServerOptions(control.ServerOptions{TLS: srvTLS}), policy.ServerOptions()...)...)
 	} else {
 		s.log.Warn("TLS NOT CONFIGURED: the control channel is plaintext and unauthenticated; "+
@@ -324,6 +343,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.opts.MasterAddr != "" {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.heartbeatLoop(s.ctx) }()
+		if s.opts.ReplicaCheckInterval > 0 {
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); s.replicaCheckLoop(s.ctx) }()
+		}
 	}
 	s.log.Info("chunkserver serving", "dir", s.opts.Dir, "master", s.opts.MasterAddr, "tls", s.tls, "data_tls", s.opts.DataTLS, "capabilities", s.requireCaps)
 	if s.tls {

@@ -534,6 +534,34 @@ func (s *Store) Info(h Handle) (ChunkInfo, error) {
 	return c.info(), nil
 }
 
+// Checksums is a chunk's stored block checksums (BlockChecksums).
+type Checksums struct {
+	Version Version
+	Length  int64
+	// Sums is the xxhash64 of every BlockSize block of [0, Length); the
+	// last one covers the partial tail.
+	Sums []uint64
+	// Corrupt: some block is known not to verify (Sums are then not worth
+	// comparing with other replicas').
+	Corrupt bool
+}
+
+// BlockChecksums returns a copy of chunk h's stored block checksums: what
+// replicas of a chunk compare with each other without moving their data
+// (reads and the scrubber verify the data against these very sums).
+func (s *Store) BlockChecksums(h Handle) (Checksums, error) {
+	c, err := s.lookup(h)
+	if err != nil {
+		return Checksums{}, err
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if err := c.usable(); err != nil {
+		return Checksums{}, err
+	}
+	return Checksums{Version: c.version, Length: c.length, Sums: slices.Clone(c.sums[:min(len(c.sums), blocksOf(c.length))]), Corrupt: c.info().Corrupt}, nil
+}
+
 // List describes every chunk, sorted by handle (for chunk reports).
 func (s *Store) List() []ChunkInfo {
 	s.mu.RLock()

@@ -321,8 +321,12 @@ func startCluster(t *testing.T, o clusterOptions) *procCluster {
 				d = od
 			}
 		}
+		// The replica check (on by default, one chunk a second) is off
+		// unless a scenario turns it on through csArgs: it repairs
+		// divergent replicas by itself, which scenarios looking at
+		// replicas would otherwise race with.
 		args := []string{"chunkserver", "-master", c.masterAddr, "-addr", addr, "-dir", d,
-			"-heartbeat", heartbeat.String(), "-chunk-size", fmt.Sprint(chunkSize)}
+			"-heartbeat", heartbeat.String(), "-chunk-size", fmt.Sprint(chunkSize), "-replica-check", "0"}
 		args = append(args, o.csArgs...)
 		cs := newDaemon(t, fmt.Sprintf("cs%d", i), dir, args...)
 		if o.csPrefix != nil {

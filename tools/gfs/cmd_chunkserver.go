@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
 	"github.com/gfs-go/gfs/internal/tlsflag"
 
 	"github.com/gfs-go/gfs/control/tlsconfig"
@@ -27,6 +29,7 @@ func cmdChunkserver(ctx context.Context, args []string, stdio IO) error {
 	fs.Var(sizeFlag{&opts.Store.ChunkSize}, "chunk-size", "maximum chunk `SIZE` (0 = 64 MiB; the master's value wins)")
 	fs.Var(sizeFlag{&opts.Store.ScrubRate}, "scrub-rate", "`BYTES` per second the scrubber verifies (0 = 32 MiB/s)")
 	fs.DurationVar(&opts.Store.ScrubIdle, "scrub-idle", 0, "a chunk is scrubbed after this long without writes (0 = 30s)")
+	fs.DurationVar(&opts.ReplicaCheckInterval, "replica-check", time.Second, "compare one chunk's block checksums with its other replicas this often, reporting divergent replicas to the master (0 = off)")
 	fs.DurationVar(&opts.IdleTimeout, "idle-timeout", 0, "close a data connection idle this long after its last answer (0 = 2m)")
 	fs.IntVar(&opts.MaxConnsPerHost, "max-conns-per-host", 0, "open connections allowed from one remote host (0 = 4096, negative = no cap)")
 	sendMode := fs.String("send-mode", "default", "how reads move chunk bytes to the socket: default, sendfile (zero-copy) or copy (pread+write)")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 
 	"github.com/gfs-go/gfs/client"
 )
@@ -17,7 +18,10 @@ type fsckProblem struct {
 	Problem  string   `json:"problem"` // "missing", "corrupt", "divergent" or "under-replicated"
 	Replicas []string `json:"replicas"`
 	Target   int      `json:"target"`
-	Corrupt  []string `json:"corrupt,omitempty"` // replicas failing verification
+	// Corrupt: replicas failing verification (-verify) or marked corrupt
+	// by the master (reported bad and kept as the chunk's last live copy:
+	// its intact bytes still read, but it is no good copy).
+	Corrupt []string `json:"corrupt,omitempty"`
 	// Divergent: replicas whose bytes differ from the chunk's good copy
 	// at the same version (-verify); reported to the master, which copies
 	// the good one over them.
@@ -41,13 +45,15 @@ type fsckReport struct {
 
 // fsck's exit codes (docs/operators.md): the worst problem found decides.
 const (
-	fsckExitMissing   = 1 // a chunk has no good replica: data unavailable or lost
-	fsckExitCorrupt   = 3 // a replica is corrupt or diverges (a good copy is left)
+	fsckExitMissing   = 1 // a chunk has no readable replica: data unavailable or lost
+	fsckExitCorrupt   = 3 // a replica is corrupt or diverges (a good copy is left, or only a copy kept although bad)
 	fsckExitUnderRepl = 4 // a chunk has fewer good replicas than its target
 )
 
 // cmdFsck checks the chunks of every file under PATH (default /): missing
-// (no live replica), under-replicated and, with -verify, corrupt replicas
+// (no live replica), under-replicated, corrupt (a replica the master marks
+// bad: reported so while it was the last live copy, kept since) and, with
+// -verify, corrupt replicas
 // (every replica read in full, checksums verified, failures reported to the
 // master) and divergent ones (replicas at one version whose bytes differ:
 // the ones differing from the good copy are reported to the master). It
@@ -147,13 +153,18 @@ func fsckWalk(ctx context.Context, c *client.Client, p string, verify bool, rep 
 		rep.Chunks++
 		rep.Bytes += l.Length
 		target := fi.Replication
-		var corrupt []string
+		// Replicas the master marks corrupt (reported bad, kept as the
+		// last live copy) are no good copy, read or not.
+		corrupt := slices.Clone(l.Corrupt)
 		var divergent []string
-		good := len(l.Replicas)
+		good := len(l.Replicas) - len(l.Corrupt)
 		if verify {
 			good = 0
 			var rcs []client.ReplicaContent
 			for _, addr := range l.Replicas {
+				if slices.Contains(l.Corrupt, addr) {
+					continue
+				}
 				rc, err := c.ReadReplica(ctx, l, addr)
 				switch {
 				case err == nil:
@@ -175,7 +186,7 @@ func fsckWalk(ctx context.Context, c *client.Client, p string, verify bool, rep 
 		}
 		prob := fsckProblem{Path: p, Index: l.Index, Handle: l.Handle, Replicas: l.Replicas, Target: target, Corrupt: corrupt, Divergent: divergent}
 		switch {
-		case good == 0:
+		case good == 0 && len(l.Corrupt) == 0:
 			prob.Problem = "missing"
 			rep.Missing++
 		case len(corrupt) > 0:

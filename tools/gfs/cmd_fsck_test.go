@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gfs-go/gfs/client"
 	"github.com/gfs-go/gfs/internal/cluster"
 )
 
@@ -162,5 +164,50 @@ func TestClientCommandsInProcess(t *testing.T) {
 	run("", 0, "rm", "-r", "/a")
 	if out := run("", 0, "ls", "-json", "/"); !strings.Contains(out, `"logs"`) || strings.Contains(out, `"a"`) {
 		t.Fatalf("ls -json / after rm:\n%s", out)
+	}
+}
+
+// TestFsckCountsKeptBadReplicaCorrupt (issue 15, defect 4): a replica
+// reported bad while it is its chunk's last live copy stays listed (its
+// intact bytes still read) but is no good copy: plain fsck, which reads
+// nothing, used to call the chunk healthy. Now the master marks it and
+// fsck, with or without -verify, reports the chunk corrupt (exit 3).
+func TestFsckCountsKeptBadReplicaCorrupt(t *testing.T) {
+	cl := startTestCluster(t, 2)
+	env := map[string]string{"GFS_MASTER": cl.MasterAddr()}
+	if code, _, stderr := runCmd(t, env, "one copy only", "put", "-p", "-replication", "1", "-", "/k/f"); code != 0 {
+		t.Fatalf("put: exit %d: %s", code, stderr)
+	}
+	waitFsck(t, env, func(code int, rep fsckJSON) bool { return code == 0 && rep.Healthy && rep.Chunks == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, cl.MasterAddr(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	locs, err := c.Chunks(ctx, "/k/f")
+	if err != nil || len(locs) != 1 || len(locs[0].Replicas) != 1 {
+		t.Fatalf("chunks: %v, %v", locs, err)
+	}
+	only := locs[0].Replicas[0]
+	c.ReportDivergentReplica(ctx, locs[0], client.Divergence{Addr: only, Block: 0, Length: locs[0].Length})
+	for _, args := range [][]string{{"fsck", "-json"}, {"fsck", "-json", "-verify"}} {
+		code, out, stderr := runCmd(t, env, "", args...)
+		var rep fsckReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v: exit %d: %v\n%s%s", args, code, err, out, stderr)
+		}
+		if code != fsckExitCorrupt || rep.Healthy || rep.Corrupt != 1 || len(rep.Problems) != 1 ||
+			rep.Problems[0].Problem != "corrupt" || !slices.Equal(rep.Problems[0].Corrupt, []string{only}) || !slices.Equal(rep.Problems[0].Replicas, []string{only}) {
+			t.Fatalf("%v with the only replica reported bad: exit %d, want %d; %+v", args, code, fsckExitCorrupt, rep)
+		}
+	}
+	if code, out, _ := runCmd(t, env, "", "fsck"); code != fsckExitCorrupt || !strings.Contains(out, "1 corrupt") || !strings.Contains(out, "DEGRADED") {
+		t.Fatalf("fsck text: exit %d\n%s", code, out)
+	}
+	// Its bytes still read: kept, a partly bad copy beats none.
+	if code, out, _ := runCmd(t, env, "", "cat", "/k/f"); code != 0 || out != "one copy only" {
+		t.Fatalf("cat of the kept copy: exit %d %q", code, out)
 	}
 }

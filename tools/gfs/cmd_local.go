@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gfs-go/gfs/internal/cluster"
 	"github.com/gfs-go/gfs/mapreduce/apps"
@@ -33,6 +34,7 @@ func cmdLocal(ctx context.Context, args []string, stdio IO) error {
 		"created on first start, reused after (missing or expiring certificates are renewed, the CA never replaced) (default: DIR/tls under -dir)")
 	insecure := fs.Bool("insecure", false, "run plaintext: no TLS and no capabilities (anyone who can reach a port can read, overwrite and delete data)")
 	fs.BoolVar(&opts.DataTLS, "data-tls", false, "encrypt the data channel too (clients then need -data-tls or GFS_DATA_TLS=1)")
+	fs.DurationVar(&opts.Chunkserver.ReplicaCheckInterval, "replica-check", time.Second, "each chunkserver compares one chunk's block checksums with its other replicas this often, reporting divergent replicas to the master (0 = off)")
 	verbose := fs.Bool("v", false, "log at debug level (default: warnings only)")
 	mrWorkers := fs.Int("mr-workers", 0, "also run a MapReduce coordinator and this many workers, worker i beside chunkserver i mod N")
 	coordAddr := fs.String("coordinator-addr", "", "coordinator listen address HOST:PORT with -mr-workers (default: a free port)")
