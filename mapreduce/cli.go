@@ -374,6 +374,9 @@ func cmdRun(ctx context.Context, args []string, stdio CommandIO, apps Apps) erro
 		u = cur.Username
 	}
 	id, err := c.Submit(ctx, JobRequest{App: *app, Conf: Config(conf), Inputs: ins, Output: *out, Reduces: *reduces, InputFormat: *format, User: u})
+	if errors.Is(err, ErrNoCoordinator) {
+		return fmt.Errorf("no coordinator at %s (-coordinator / GFS_COORDINATOR): %w", c.addr, err)
+	}
 	if err != nil {
 		return err
 	}

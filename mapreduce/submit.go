@@ -55,8 +55,9 @@ func (s JobStatus) Done() bool { return s.State != tasktable.Running.String() }
 
 // Client talks to a coordinator as a submitter.
 type Client struct {
-	cc *grpc.ClientConn
-	c  mrpb.CoordinatorClient
+	addr string
+	cc   *grpc.ClientConn
+	c    mrpb.CoordinatorClient
 }
 
 // ErrNoCoordinator is a coordinator that cannot be reached.
@@ -69,7 +70,7 @@ func DialCoordinator(addr string, cfg *tls.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cc: cc, c: mrpb.NewCoordinatorClient(cc)}, nil
+	return &Client{addr: addr, cc: cc, c: mrpb.NewCoordinatorClient(cc)}, nil
 }
 
 // Close closes the connection.

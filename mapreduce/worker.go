@@ -82,6 +82,10 @@ type Worker struct {
 	cc      *grpc.ClientConn
 	coord   mrpb.CoordinatorClient
 
+	// wake makes the heartbeat loop send its next heartbeat at once: an
+	// attempt ended, so a slot is free and the coordinator may have more.
+	wake chan struct{}
+
 	mu       sync.Mutex // guards the fields below
 	id       string
 	running  map[tasktable.AttemptID]*runningAttempt
@@ -123,7 +127,7 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{opts: opts, log: log, lock: lock, scheme: "http",
+	w := &Worker{opts: opts, log: log, lock: lock, scheme: "http", wake: make(chan struct{}, 1),
 		running: map[tasktable.AttemptID]*runningAttempt{}, outputs: map[mapKey]string{}}
 	if err := os.RemoveAll(w.jobsDir()); err != nil {
 		lock.Release()
@@ -293,7 +297,13 @@ func (w *Worker) loop(ctx context.Context) error {
 				w.log.Warn("heartbeat failed", "err", err)
 			}
 		}
-		sleep(ctx, interval)
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-w.wake:
+		}
+		t.Stop()
 	}
 	return nil
 }
@@ -360,6 +370,10 @@ func (w *Worker) start(ctx context.Context, a *mrpb.Assignment) {
 			delete(w.running, id)
 		}
 		w.mu.Unlock()
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}()
 }
 
