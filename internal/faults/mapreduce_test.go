@@ -577,5 +577,4 @@ func TestMapReduceCoordinatorRestart(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "succeeded") {
 		t.Errorf("gfs mr status %s: %v\n%s", st.ID, err, out)
 	}
-	_ = os.Getenv
 }

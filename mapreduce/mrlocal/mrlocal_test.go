@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -207,6 +205,4 @@ func TestWordCountInProcess(t *testing.T) {
 	if err != nil || len(sts) != 1 || sts[0].State != tasktable.Succeeded.String() {
 		t.Errorf("status: %v %+v", err, sts)
 	}
-	_ = io.EOF
-	_ = sort.Strings
 }
