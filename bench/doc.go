@@ -11,6 +11,8 @@
 //	randread   MiB/s   serve     read()+write() of a cached file over loopback
 //	append     ops/s   rpc       a record append is at least one small request/response
 //	metadata   ops/s   rpc       a metadata call is at least one small request/response
+//	wordcount  MiB/s   sequential  (opt-in) the same job in one goroutine over a local file
+//	sort       MiB/s   sequential  (opt-in) also reported against the I/O floor: read once, write once
 //
 // The odirect baseline (raw O_DIRECT sequential write and read) is reported
 // beside them as the disk's own limit.

@@ -53,6 +53,10 @@ type Result struct {
 	VerifiedBytes int64 `json:"verified_bytes"`
 	// Note says anything a reader of the figure must know (duplicates found, ...).
 	Note string `json:"note,omitempty"`
+	// MR holds a MapReduce workload's further figures (nil for the others).
+	// Its headline is the job's input MiB/s, its baseline the sequential
+	// reference (Ratio > 1: the job is faster).
+	MR *MRFigures `json:"mapreduce,omitempty"`
 }
 
 // Headline is the result's figure in its Unit.
@@ -156,6 +160,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, res := range r.Results {
 		if res.Note != "" {
 			fmt.Fprintf(w, "note: %s: %s\n", res.Workload, res.Note)
+		}
+	}
+	for _, res := range r.Results {
+		if m := res.MR; m != nil {
+			fmt.Fprintf(w, "mapreduce: %s: %s input in %.2fs with %d workers; sequential reference %s MiB/s (%.2fs)",
+				res.Workload, formatBytes(res.Bytes), res.Seconds, res.Clients, formatValue(m.ReferenceMiBPerS), m.ReferenceSeconds)
+			if m.IOFloorMiBPerS > 0 {
+				fmt.Fprintf(w, "; I/O floor %s MiB/s (%.2fs), ratio %.3f", formatValue(m.IOFloorMiBPerS), m.IOFloorSeconds, m.IOFloorRatio)
+			}
+			fmt.Fprintf(w, "; %d maps %.0f%% data-local, %d reduces; phases map %.2fs reduce %.2fs commit %.2fs; %d output records verified\n",
+				m.Maps, m.DataLocalFraction*100, m.Reduces, m.MapSeconds, m.ReduceSeconds, m.CommitSeconds, m.VerifiedRecords)
 		}
 	}
 	return nil
@@ -306,6 +321,34 @@ func aggregateResults(runs []Result) Result {
 	_, out.SpreadPct = median(vs)
 	out.Runs = len(runs)
 	out.Note = strings.Join(notes, "; ")
+	if out.MR != nil {
+		// The ratios are the medians of each run's own ratio: each run has
+		// its own reference, measured beside it.
+		out.BaselineValue = pick(func(r Result) float64 { return r.BaselineValue })
+		out.Ratio = pick(func(r Result) float64 { return r.Ratio })
+		mr := func(f func(*MRFigures) float64) float64 {
+			return pick(func(r Result) float64 {
+				if r.MR == nil {
+					return 0
+				}
+				return f(r.MR)
+			})
+		}
+		m := *out.MR
+		m.Maps = int64(mr(func(m *MRFigures) float64 { return float64(m.Maps) }))
+		m.Reduces = int64(mr(func(m *MRFigures) float64 { return float64(m.Reduces) }))
+		m.ReferenceMiBPerS = mr(func(m *MRFigures) float64 { return m.ReferenceMiBPerS })
+		m.ReferenceSeconds = mr(func(m *MRFigures) float64 { return m.ReferenceSeconds })
+		m.IOFloorMiBPerS = mr(func(m *MRFigures) float64 { return m.IOFloorMiBPerS })
+		m.IOFloorSeconds = mr(func(m *MRFigures) float64 { return m.IOFloorSeconds })
+		m.IOFloorRatio = mr(func(m *MRFigures) float64 { return m.IOFloorRatio })
+		m.DataLocalFraction = mr(func(m *MRFigures) float64 { return m.DataLocalFraction })
+		m.MapSeconds = mr(func(m *MRFigures) float64 { return m.MapSeconds })
+		m.ReduceSeconds = mr(func(m *MRFigures) float64 { return m.ReduceSeconds })
+		m.CommitSeconds = mr(func(m *MRFigures) float64 { return m.CommitSeconds })
+		m.VerifiedRecords = int64(mr(func(m *MRFigures) float64 { return float64(m.VerifiedRecords) }))
+		out.MR = &m
+	}
 	return out
 }
 
@@ -358,6 +401,9 @@ var workloadBaseline = map[string]string{
 // result whose baseline is missing (not measured) keeps the name with value 0
 // and ratio 0 and says so in its Note.
 func attachBaseline(r *Result, bs []Baseline) {
+	if slices.Contains(MRWorkloads, r.Workload) {
+		return // compared with the sequential reference of its own run
+	}
 	r.Baseline = workloadBaseline[r.Workload]
 	for _, b := range bs {
 		if b.Name != r.Baseline {

@@ -36,6 +36,10 @@ type Target struct {
 	MasterAddr string
 	// Close stops an embedded cluster; nil for an existing one.
 	Close func() error
+	// StartMR starts a MapReduce coordinator and workers on the cluster,
+	// their directories under dir, for the MapReduce workloads; nil = no
+	// MapReduce (they are then skipped with a note).
+	StartMR func(ctx context.Context, dir string) (*MRCluster, error)
 }
 
 // ClusterOptions is what an embedded cluster is started with.
@@ -52,7 +56,8 @@ type ClusterOptions struct {
 // embedded cluster once Connect and StartCluster are set (NewClientOptions
 // fills them with the real client and cluster).
 type Options struct {
-	// Workloads to run; nil = all of Workloads. Unknown names are an error.
+	// Workloads to run, any of AllWorkloads; nil = all of Workloads (the
+	// MapReduce workloads are opt-in). Unknown names are an error.
 	Workloads []string
 	// Clients is the number of concurrent clients; 0 = DefaultClients.
 	Clients int
@@ -74,6 +79,9 @@ type Options struct {
 	BaselineDuration time.Duration
 	// NoBaselines skips the baselines (ratios are then 0, with a note).
 	NoBaselines bool
+	// MRInputBytes is the input of each MapReduce workload (wordcount,
+	// sort); 0 = DefaultMRInputBytes; at least 1 MiB.
+	MRInputBytes int64
 	// Runs repeats everything; figures are medians; 0 = DefaultRuns. A shared
 	// machine's noise easily moves one run by tens of percent: the spread
 	// says how much.
@@ -133,6 +141,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Runs == 0 {
 		o.Runs = DefaultRuns
 	}
+	if o.MRInputBytes == 0 {
+		o.MRInputBytes = DefaultMRInputBytes
+	}
 	if o.Chunkservers == 0 {
 		o.Chunkservers = DefaultChunkservers
 	}
@@ -154,6 +165,8 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.Clients < 1 || o.Clients > 4096:
 		return o, fmt.Errorf("%w: clients %d (want 1..4096)", ErrBadOptions, o.Clients)
+	case o.MRInputBytes < ioBytes:
+		return o, fmt.Errorf("%w: MapReduce input %d bytes (want at least %d)", ErrBadOptions, o.MRInputBytes, ioBytes)
 	case o.SizeBytes < ioBytes:
 		return o, fmt.Errorf("%w: size %d bytes (want at least %d)", ErrBadOptions, o.SizeBytes, ioBytes)
 	case o.RecordBytes < appendHeaderBytes || o.RecordBytes > 64<<20:
@@ -182,8 +195,8 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	for _, w := range o.Workloads {
-		if !slices.Contains(Workloads, w) {
-			return o, fmt.Errorf("%w: unknown workload %q (want some of %v)", ErrBadOptions, w, Workloads)
+		if !slices.Contains(AllWorkloads, w) {
+			return o, fmt.Errorf("%w: unknown workload %q (want some of %v)", ErrBadOptions, w, AllWorkloads)
 		}
 	}
 	if info, err := os.Stat(o.Dir); err != nil || !info.IsDir() {
@@ -236,6 +249,15 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 			return nil, fmt.Errorf("bench: start cluster: %w", err)
 		}
 		defer func() { err = errors.Join(err, target.Close()) }()
+	}
+
+	var mr *MRCluster
+	if target.StartMR != nil && slices.ContainsFunc(o.Workloads, func(w string) bool { return slices.Contains(MRWorkloads, w) }) {
+		prog.note("starting MapReduce: coordinator + one worker per chunkserver")
+		if mr, err = target.StartMR(ctx, filepath.Join(root, "mapreduce")); err != nil {
+			return nil, fmt.Errorf("bench: start MapReduce: %w", err)
+		}
+		defer func() { err = errors.Join(err, mr.Close()) }()
 	}
 
 	fss := make([]FS, 0, o.Clients+1)
@@ -297,12 +319,12 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		}
 		env := &workloadEnv{
 			fss: fss[1:], setup: fss[0], pat: NewPattern(o.Seed + uint64(run)), run: run, opts: &o, prog: prog,
-			runDir: path.Join(runRoot, fmt.Sprintf("run-%d", run)),
+			runDir: path.Join(runRoot, fmt.Sprintf("run-%d", run)), mr: mr, localDir: filepath.Join(root, "mr-local"),
 		}
 		if err := env.setup.Mkdir(ctx, env.runDir); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
-		for _, w := range Workloads {
+		for _, w := range AllWorkloads {
 			if !slices.Contains(o.Workloads, w) {
 				continue
 			}
@@ -325,7 +347,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 			rep.Baselines = append(rep.Baselines, aggregateBaselines(bs))
 		}
 	}
-	for _, w := range Workloads {
+	for _, w := range AllWorkloads {
 		if rs := resultRuns[w]; len(rs) > 0 {
 			r := aggregateResults(rs)
 			attachBaseline(&r, rep.Baselines)
@@ -439,6 +461,9 @@ func runWorkload(ctx context.Context, env *workloadEnv, w string, profile bool, 
 	env.profile = ""
 	if profile {
 		env.profile = profilePrefix + "." + w
+	}
+	if slices.Contains(MRWorkloads, w) {
+		return env.mrWorkload(ctx, w)
 	}
 	var m *measurement
 	var err error

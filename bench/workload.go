@@ -60,6 +60,10 @@ type workloadEnv struct {
 	label   string // progress label of the measured phase
 	profile string // CPU profile file of the measured phase; "" = none
 	written bool   // the seq files of this run exist
+	// mr runs the MapReduce workloads (nil = none); localDir holds their
+	// local input and reference output files.
+	mr       *MRCluster
+	localDir string
 }
 
 func (e *workloadEnv) seqPath(i int) string { return path.Join(e.runDir, fmt.Sprintf("seq-%d", i)) }

@@ -22,7 +22,11 @@ import (
 func cmdBench(ctx context.Context, args []string, stdio IO) error {
 	fs := newFlagSet("bench", "", stdio)
 	var o bench.Options
-	workloads := fs.String("workload", strings.Join(bench.Workloads, ","), "comma-separated workloads to run: "+strings.Join(bench.Workloads, ", "))
+	workloads := fs.String("workload", strings.Join(bench.Workloads, ","), "comma-separated workloads to run: "+strings.Join(bench.AllWorkloads, ", ")+
+		" (the default leaves out the MapReduce ones, "+strings.Join(bench.MRWorkloads, " and ")+")")
+	fs.Var(stringAlias{workloads}, "workloads", "same as -workload")
+	o.MRInputBytes = bench.DefaultMRInputBytes
+	fs.Var(sizeFlag{&o.MRInputBytes}, "mr-input-bytes", "input of each MapReduce workload, wordcount and sort (e.g. 1GiB)")
 	fs.IntVar(&o.Clients, "clients", bench.DefaultClients, "concurrent clients")
 	o.SizeBytes = bench.DefaultSizeBytes
 	fs.Var(sizeFlag{&o.SizeBytes}, "size", "each client's file for seqwrite/seqread/randread (e.g. 64MiB)")
@@ -109,3 +113,15 @@ func cmdBench(ctx context.Context, args []string, stdio IO) error {
 func cmdBenchRelayNode(ctx context.Context, args []string, stdio IO) error {
 	return bench.RunRelayNodeCommand(ctx, args, stdio.Stdin, stdio.Stdout)
 }
+
+// stringAlias is a second name of a string flag.
+type stringAlias struct{ p *string }
+
+func (a stringAlias) String() string {
+	if a.p == nil {
+		return ""
+	}
+	return *a.p
+}
+
+func (a stringAlias) Set(v string) error { *a.p = v; return nil }

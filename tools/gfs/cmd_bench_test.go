@@ -23,6 +23,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 	}{
 		{[]string{"-workload", "seqwrite,nope"}, "unknown workload"},
 		{[]string{"-workload", ","}, "no workload"},
+		{[]string{"-workloads", "wordcount,nope"}, "unknown workload"},
+		{[]string{"-workloads", "sort", "-mr-input-bytes", "1KiB"}, "MapReduce input"},
 		{[]string{"-record-bytes", "8"}, "record size"},
 		{[]string{"-size", "1KiB"}, "size"},
 		{[]string{"-runs", "-1"}, "runs"},
