@@ -100,23 +100,12 @@ type runReport struct {
 
 func (m *mrProcs) run(ctx context.Context, args ...string) (int, runReport, string) {
 	m.t.Helper()
-	cmd := exec.CommandContext(ctx, gfsBinary(m.t), append([]string{"mr", "run", "-coordinator", m.addr, "-json", "-q"}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		m.t.Fatalf("gfs mr run: %v", err)
+	gfsBinary(m.t)
+	code, rep, errs := m.runNoFatal(ctx, args...)
+	if code == -1 {
+		m.t.Fatalf("gfs mr run: %s", errs)
 	}
-	var rep runReport
-	if stdout.Len() > 0 {
-		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-			m.t.Fatalf("gfs mr run -json printed %q: %v", stdout.String(), err)
-		}
-	}
-	return code, rep, stderr.String()
+	return code, rep, errs
 }
 
 // startRun starts gfs mr run in the background; wait returns what run does.
@@ -149,7 +138,11 @@ func (m *mrProcs) runNoFatal(ctx context.Context, args ...string) (int, runRepor
 		return -1, runReport{}, err.Error()
 	}
 	var rep runReport
-	_ = json.Unmarshal(stdout.Bytes(), &rep)
+	if stdout.Len() > 0 {
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			return -1, rep, fmt.Sprintf("-json printed %q: %v", stdout.String(), err)
+		}
+	}
 	return code, rep, stderr.String()
 }
 
